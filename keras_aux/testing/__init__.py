@@ -1,0 +1,5 @@
+"""Shared test helpers for keras-aux (one `TestCase` for the whole suite)."""
+
+from keras_aux.testing.test_case import TestCase
+
+__all__ = ["TestCase"]
