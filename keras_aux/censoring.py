@@ -56,9 +56,7 @@ GRANULARITIES = (GLOBAL, PER_VARIABLE)
 def validate_mode(mode):
     """Returns ``mode`` if it names one of ``MODES``, else raises ValueError."""
     if mode not in MODES:
-        raise ValueError(
-            f"Unknown censoring mode {mode!r}. Expected one of {list(MODES)}."
-        )
+        raise ValueError(f"Unknown censoring mode {mode!r}. Expected one of {list(MODES)}.")
     return mode
 
 
@@ -66,8 +64,7 @@ def validate_granularity(granularity):
     """Returns ``granularity`` if it is ``"global"`` or ``"per_variable"``."""
     if granularity not in GRANULARITIES:
         raise ValueError(
-            f"Unknown censoring granularity {granularity!r}. Expected one of "
-            f"{list(GRANULARITIES)}."
+            f"Unknown censoring granularity {granularity!r}. Expected one of {list(GRANULARITIES)}."
         )
     return granularity
 
@@ -77,11 +74,9 @@ def validate_alpha(alpha):
     try:
         alpha = float(alpha)
     except (TypeError, ValueError):
-        raise ValueError(f"`ema_alpha` must be a number in (0, 1]; got {alpha!r}.")
+        raise ValueError(f"`ema_alpha` must be a number in (0, 1]; got {alpha!r}.") from None
     if not 0.0 < alpha <= 1.0:
-        raise ValueError(
-            f"`ema_alpha` must be in (0, 1] (1 means no averaging); got {alpha}."
-        )
+        raise ValueError(f"`ema_alpha` must be in (0, 1] (1 means no averaging); got {alpha}.")
     return alpha
 
 
@@ -132,8 +127,7 @@ def censor(a, m, mode):
     for i, (x, y) in enumerate(zip(a_list, m_list)):
         if not x.shape.is_compatible_with(y.shape):
             raise ValueError(
-                f"Tensor {i} of `a` has shape {x.shape} but tensor {i} of `m` "
-                f"has shape {y.shape}."
+                f"Tensor {i} of `a` has shape {x.shape} but tensor {i} of `m` has shape {y.shape}."
             )
     out = _censor_list(a_list, m_list, mode)
     return out[0] if single else out
@@ -203,9 +197,7 @@ def ema_update(averages, grads, alpha, is_first):
     experiment.
     """
     if len(averages) != len(grads):
-        raise ValueError(
-            f"`averages` has {len(averages)} tensors but `grads` has {len(grads)}."
-        )
+        raise ValueError(f"`averages` has {len(averages)} tensors but `grads` has {len(grads)}.")
     out = []
     for m, g in zip(averages, grads):
         if g is None:
@@ -249,7 +241,10 @@ class GradientEMA:
             for i, v in enumerate(variables)
         ]
         self.count = keras.Variable(
-            0, dtype="int64", trainable=False, aggregation="only_first_replica",
+            0,
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
             name="ema_count",
         )
 
@@ -275,9 +270,7 @@ def _task_lists(aux_grads, weight, num_vars):
     tasks = list(aux_grads) if several else [aux_grads]
     weights = list(weight) if isinstance(weight, (list, tuple)) else [weight] * len(tasks)
     if len(weights) != len(tasks):
-        raise ValueError(
-            f"Got {len(tasks)} auxiliary gradient lists but {len(weights)} weights."
-        )
+        raise ValueError(f"Got {len(tasks)} auxiliary gradient lists but {len(weights)} weights.")
     for k, task in enumerate(tasks):
         if not isinstance(task, (list, tuple)) or len(task) != num_vars:
             got = len(task) if isinstance(task, (list, tuple)) else type(task).__name__
@@ -328,7 +321,9 @@ def combine(
 
     out = list(primary)
     for task, lam in zip(tasks, weights):
-        shared = [i for i, (p, a) in enumerate(zip(primary, task)) if p is not None and a is not None]
+        shared = [
+            i for i, (p, a) in enumerate(zip(primary, task)) if p is not None and a is not None
+        ]
         if granularity == GLOBAL and shared:
             censored = _censor_list([task[i] for i in shared], [reference[i] for i in shared], mode)
         else:

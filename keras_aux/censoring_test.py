@@ -102,7 +102,9 @@ def test_censor_hand_computed_values():
     got = censoring.censor(tf.constant(a), tf.constant(m), "weighted_cosine")
     np.testing.assert_allclose(got.numpy(), a / np.sqrt(2.0), atol=1e-7)
     # Parameter-wise keeps agreeing elements, halves elements where m is 0.
-    got = censoring.censor(tf.constant([1.0, -2.0, 3.0]), tf.constant([2.0, 1.0, 0.0]), "parameter_wise")
+    got = censoring.censor(
+        tf.constant([1.0, -2.0, 3.0]), tf.constant([2.0, 1.0, 0.0]), "parameter_wise"
+    )
     np.testing.assert_allclose(got.numpy(), [1.0, 0.0, 1.5])
 
 
@@ -180,9 +182,13 @@ def test_ema_matches_numpy_recursion_and_is_used_as_reference():
         if expected_m is None:
             expected_m = [None if g is None else g.copy() for g in p]  # M(0) = p(0)
         else:
-            expected_m = [None if g is None else alpha * g + (1 - alpha) * m for g, m in zip(p, expected_m)]
+            expected_m = [
+                None if g is None else alpha * g + (1 - alpha) * m for g, m in zip(p, expected_m)
+            ]
         got = censoring.combine(to_tf(p), to_tf(a), 0.5, "projection", "global", ema=ema)
-        assert_lists_close(got, np_combine(p, [a], [0.5], "projection", "global", reference=expected_m))
+        assert_lists_close(
+            got, np_combine(p, [a], [0.5], "projection", "global", reference=expected_m)
+        )
         assert_lists_close([ema.averages[0].numpy()], [expected_m[0]])
 
 
@@ -213,7 +219,10 @@ def test_combine_traces_under_xla(mode):
     def step(p_list, a_list):
         return censoring.combine(p_list, a_list, 0.7, mode, "global")
 
-    got = step([tf.constant(g, tf.float32) for g in p[:3]] + [None], [tf.constant(g, tf.float32) for g in a[:2]] + [None, tf.constant(a[3], tf.float32)])
+    got = step(
+        [tf.constant(g, tf.float32) for g in p[:3]] + [None],
+        [tf.constant(g, tf.float32) for g in a[:2]] + [None, tf.constant(a[3], tf.float32)],
+    )
     assert_lists_close(got, np_combine(p, [a], [0.7], mode, "global"))
 
 
