@@ -15,7 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_demo_trains_logs_exports_and_reloads(tmp_path):
     logdir, export_dir = tmp_path / "logs", tmp_path / "export"
     result = subprocess.run(
-        [sys.executable, "-m", "trainers.demo", "--epochs=2", f"--logdir={logdir}", f"--export_dir={export_dir}"],
+        [
+            sys.executable,
+            "-m",
+            "trainers.demo",
+            "--epochs=2",
+            f"--logdir={logdir}",
+            f"--export_dir={export_dir}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

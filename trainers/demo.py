@@ -53,7 +53,9 @@ def build_model(seed):
     h = keras.layers.Dropout(0.2, seed=seed)(x)
     h = keras.layers.Dense(128, activation="relu", kernel_initializer=init)(h)
     h = keras.layers.Dense(64, activation="relu", kernel_initializer=init)(h)
-    label = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=init, name="label")(h)
+    label = keras.layers.Dense(
+        N_CLASSES, activation="softmax", kernel_initializer=init, name="label"
+    )(h)
     recon = keras.layers.Dense(N_FEATURES, kernel_initializer=init, name="reconstruction")(h)
     return AuxiliaryModel(
         x,
@@ -102,16 +104,24 @@ def main(argv):
         make_data(500, FLAGS.seed + 1),
         make_data(5000, FLAGS.seed + 2),
     )
-    print(f"Synthetic demo data: {FLAGS.train_size} labelled training examples, {N_CLASSES} classes.")
+    print(
+        f"Synthetic demo data: {FLAGS.train_size} labelled training examples, {N_CLASSES} classes."
+    )
     runs = [
         ("primary_only", 0.0, "multitask"),
-        (f"{FLAGS.censoring}_lambda{FLAGS.reconstruction_weight:g}", FLAGS.reconstruction_weight, FLAGS.censoring),
+        (
+            f"{FLAGS.censoring}_lambda{FLAGS.reconstruction_weight:g}",
+            FLAGS.reconstruction_weight,
+            FLAGS.censoring,
+        ),
     ]
     rows = []
     model = None
     for name, lam, mode in runs:
         print(f"\n== {name}: λ={lam:g}, censoring={mode}")
-        model, accuracy, seconds = train(name, lam, mode, data, FLAGS.seed, FLAGS.logdir, FLAGS.epochs)
+        model, accuracy, seconds = train(
+            name, lam, mode, data, FLAGS.seed, FLAGS.logdir, FLAGS.epochs
+        )
         rows.append((name, lam, mode, accuracy, seconds))
 
     model.export(FLAGS.export_dir, verbose=False)
@@ -121,14 +131,20 @@ def main(argv):
     expected = model.predict(x_test, verbose=0)["label"]
     max_diff = float(np.max(np.abs(served - expected)))
     if max_diff > 1e-4:
-        raise SystemExit(f"The exported SavedModel disagrees with the Keras model (max diff {max_diff}).")
+        raise SystemExit(
+            f"The exported SavedModel disagrees with the Keras model (max diff {max_diff})."
+        )
 
     print("\n| run | λ | censoring | test accuracy | seconds |\n|---|---|---|---|---|")
     for name, lam, mode, accuracy, seconds in rows:
         print(f"| {name} | {lam:g} | {mode} | {accuracy:.4f} | {seconds:.1f} |")
     print(f"\nTensorBoard logs: {FLAGS.logdir}  (tensorboard --logdir {FLAGS.logdir})")
-    print(f"SavedModel: {FLAGS.export_dir}; reloaded, serves the primary output (max diff {max_diff:.2e}).")
-    print(f"Reloaded model classifies the first test example as class {int(np.argmax(served[0]))} (true {int(data[2][1][0])}).")
+    print(
+        f"SavedModel: {FLAGS.export_dir}; reloaded, serves the primary output (max diff {max_diff:.2e})."
+    )
+    print(
+        f"Reloaded model classifies the first test example as class {int(np.argmax(served[0]))} (true {int(data[2][1][0])})."
+    )
 
 
 if __name__ == "__main__":

@@ -198,7 +198,9 @@ class AuxiliaryModel(keras.Model):
                 the current primary gradient.
             track_gradient_cosine: log ``<aux>_cosine``, the cosine between
                 the primary and each auxiliary gradient over the variables
-                both reach.
+                both reach. With ``censoring="multitask"`` and this False,
+                the step takes one backward pass (the plain Keras cost);
+                otherwise one per task.
         """
         losses = self._resolve_losses(loss)
         weights = self._resolve_loss_weights(loss_weights)
@@ -405,15 +407,18 @@ class AuxiliaryModel(keras.Model):
             primary, auxiliary, weights, tasks.mode, tasks.granularity, ema=tasks.ema
         )
 
-    def apply_gradients(self, grads, variables):
+    def apply_gradients(self, grads, variables, all_reduced=True):
+        """One optimizer step (None entries skipped). ``all_reduced``: the
+        gradients were already summed over replicas by `all_reduce_gradients`."""
         replicas = _replicas()
-        if tf.distribute.get_replica_context() is not None and replicas > 1:
-            # Already all-reduced; the optimizer sums over replicas once more.
+        if all_reduced and tf.distribute.get_replica_context() is not None and replicas > 1:
+            # The optimizer sums over replicas once more.
             grads = [None if g is None else g / replicas for g in grads]
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
     def update_task_metrics(self, task_losses, batch_size, primary=None, auxiliary=None):
+        """Updates the total, per-task loss and (when gradients are given) cosine trackers."""
         tasks = self._tasks
         self._loss_tracker.update_state(
             _unscale_for_distribution(self._total_loss(task_losses)), sample_weight=batch_size
@@ -449,15 +454,25 @@ class AuxiliaryModel(keras.Model):
     def train_step(self, data):
         """One forward pass, per-task gradients, censoring, one optimizer step."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape(persistent=True) as tape:
+        # Multitask without the cosine metric is linear in the gradients: one
+        # backward pass of the λ-weighted total, exactly the plain Keras step.
+        one_pass = self._tasks.mode == censoring_lib.MULTITASK and not self._tasks.track_cosine
+        with tf.GradientTape(persistent=not one_pass) as tape:
             y_pred = self(x, training=True)
             task_losses = self.compute_task_losses(x, y, y_pred, sample_weight)
-            objectives = self.task_objectives(task_losses)
+            if one_pass:
+                total = self.optimizer.scale_loss(self._total_loss(task_losses))
+            else:
+                objectives = self.task_objectives(task_losses)
         variables = self.trainable_variables
-        primary, auxiliary = self.compute_task_gradients(tape, objectives, variables)
-        del tape
-        primary, auxiliary = self.all_reduce_gradients(primary, auxiliary)
-        self.apply_gradients(self.combine_gradients(primary, auxiliary), variables)
+        if one_pass:
+            self.apply_gradients(tape.gradient(total, variables), variables, all_reduced=False)
+            primary = auxiliary = None
+        else:
+            primary, auxiliary = self.compute_task_gradients(tape, objectives, variables)
+            del tape
+            primary, auxiliary = self.all_reduce_gradients(primary, auxiliary)
+            self.apply_gradients(self.combine_gradients(primary, auxiliary), variables)
         self.update_task_metrics(task_losses, self._batch_size(x), primary, auxiliary)
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(self._targets_by_task(x, y), y_pred, sample_weight)
