@@ -457,9 +457,10 @@ class AuxiliaryModel(keras.Model):
         # Multitask without the cosine metric is linear in the gradients: one
         # backward pass of the λ-weighted total, exactly the plain Keras step.
         one_pass = self._tasks.mode == censoring_lib.MULTITASK and not self._tasks.track_cosine
+        targets = self._targets_by_task(x, y)
         with tf.GradientTape(persistent=not one_pass) as tape:
             y_pred = self(x, training=True)
-            task_losses = self.compute_task_losses(x, y, y_pred, sample_weight)
+            task_losses = self.compute_task_losses(x, targets, y_pred, sample_weight)
             if one_pass:
                 total = self.optimizer.scale_loss(self._total_loss(task_losses))
             else:
@@ -475,17 +476,18 @@ class AuxiliaryModel(keras.Model):
             self.apply_gradients(self.combine_gradients(primary, auxiliary), variables)
         self.update_task_metrics(task_losses, self._batch_size(x), primary, auxiliary)
         if self._compile_metrics is not None:
-            self._compile_metrics.update_state(self._targets_by_task(x, y), y_pred, sample_weight)
+            self._compile_metrics.update_state(targets, y_pred, sample_weight)
         return self._logs(training=True)
 
     def test_step(self, data):
         """Per-task losses and compiled metrics, without gradients."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        targets = self._targets_by_task(x, y)
         y_pred = self(x, training=False)
-        task_losses = self.compute_task_losses(x, y, y_pred, sample_weight)
+        task_losses = self.compute_task_losses(x, targets, y_pred, sample_weight)
         self.update_task_metrics(task_losses, self._batch_size(x))
         if self._compile_metrics is not None:
-            self._compile_metrics.update_state(self._targets_by_task(x, y), y_pred, sample_weight)
+            self._compile_metrics.update_state(targets, y_pred, sample_weight)
         return self._logs(training=False)
 
     # ----------------------------------------------------------------- export
