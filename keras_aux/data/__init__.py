@@ -1,0 +1,1 @@
+"""Audio data for keras-aux: decoding, tf.data pipelines, dataset loaders."""

@@ -1,0 +1,188 @@
+"""Decoding, resampling, crop/pad and the tf.data pipeline on real and fixture files."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import tensorflow as tf
+
+from keras_aux.data import audio
+from keras_aux.data.pipeline import AudioPipelineReport, audio_pipeline, random_frame_crop
+from keras_aux.layers import LogMelSpectrogram
+
+FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
+
+
+def tone(seconds, rate, freq=440.0, channels=1):
+    t = np.arange(int(seconds * rate)) / rate
+    wave = 0.5 * np.sin(2 * np.pi * freq * t).astype("float32")
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+@pytest.fixture
+def fixture_dir(tmp_path):
+    """A tree of deliberate cases, all derived from real or generated audio."""
+    rate = 16000
+    files = {}
+    soundfile.write(tmp_path / "tone16k.wav", tone(1.0, rate), rate, subtype="PCM_16")
+    soundfile.write(
+        tmp_path / "stereo44k.wav", tone(1.0, 44100, 440.0, channels=2), 44100, subtype="PCM_16"
+    )
+    soundfile.write(tmp_path / "tone24bit.wav", tone(1.0, 22050), 22050, subtype="PCM_24")
+    soundfile.write(tmp_path / "tone.flac", tone(1.0, rate), rate, format="FLAC")
+    soundfile.write(tmp_path / "tone.ogg", tone(1.0, rate), rate, format="OGG", subtype="VORBIS")
+    soundfile.write(tmp_path / "tone.mp3", tone(1.0, rate), rate, format="MP3")
+    soundfile.write(tmp_path / "silent.wav", np.zeros(rate, "float32"), rate, subtype="PCM_16")
+    soundfile.write(
+        tmp_path / "short.wav", tone(0.005, rate), rate, subtype="PCM_16"
+    )  # < one FFT frame
+    soundfile.write(tmp_path / "empty.wav", np.zeros(0, "float32"), rate, subtype="PCM_16")
+    (tmp_path / "garbage.wav").write_bytes(b"RIFF not really a wave file")
+    (tmp_path / "notes.txt").write_text("not audio")
+    for p in tmp_path.iterdir():
+        files[p.name] = str(p)
+    return files
+
+
+def test_inspect_classifies_files(fixture_dir):
+    info = {name: audio.inspect_audio_file(path) for name, path in fixture_dir.items()}
+    assert info["tone16k.wav"].ok and info["tone16k.wav"].graph_decodable
+    assert info["tone24bit.wav"].ok and not info["tone24bit.wav"].graph_decodable
+    assert info["stereo44k.wav"].channels == 2 and info["stereo44k.wav"].sample_rate == 44100
+    assert info["tone.mp3"].ok and not info["tone.mp3"].graph_decodable
+    assert info["empty.wav"].reason == "empty (no samples)"
+    assert info["garbage.wav"].reason.startswith("unreadable")
+    assert info["notes.txt"].reason == "unknown extension '.txt'"
+
+
+@pytest.mark.parametrize(
+    "name", ["tone16k.wav", "stereo44k.wav", "tone24bit.wav", "tone.flac", "tone.ogg", "tone.mp3"]
+)
+def test_every_format_decodes_to_16k_mono_tone(fixture_dir, name):
+    wave = audio.load_waveform(fixture_dir[name], sample_rate=16000)
+    assert wave.ndim == 1
+    assert abs(len(wave) - 16000) <= 1200  # MP3/OGG encoders add some padding
+    spectrum = np.abs(np.fft.rfft(wave))
+    peak_hz = np.argmax(spectrum) * 16000 / len(wave)
+    assert abs(peak_hz - 440.0) < 5.0, peak_hz
+
+
+def test_graph_wav_decode_equals_soundfile():
+    path = FSDD / "7_jackson_3.wav"
+    if not path.exists():
+        pytest.skip(f"FSDD not found at {FSDD}: the shared data folder is absent")
+    graph, rate, status = audio.decode_audio(tf.constant(str(path)), tf.constant(True))
+    lib, lib_rate, lib_status = audio.decode_audio(tf.constant(str(path)), tf.constant(False))
+    assert int(status) == int(lib_status) == audio.OK and int(rate) == int(lib_rate) == 8000
+    np.testing.assert_allclose(graph.numpy(), lib.numpy(), atol=1e-6)
+
+
+def test_resample_preserves_frequency_and_length():
+    wave = tf.constant(tone(1.0, 8000, 1000.0))
+    up = audio.resample(wave, 8000, 16000).numpy()
+    assert len(up) == 16000
+    t = np.arange(16000) / 16000
+    np.testing.assert_allclose(up, 0.5 * np.sin(2 * np.pi * 1000.0 * t), atol=1e-3)
+    down = audio.resample(tf.constant(tone(1.0, 44100, 440.0)), 44100, 16000).numpy()
+    assert len(down) == 16000
+    np.testing.assert_allclose(down, tone(1.0, 16000, 440.0), atol=1e-3)
+    same = audio.resample(wave, 8000, 8000).numpy()
+    np.testing.assert_array_equal(same, wave.numpy())
+
+
+def test_fix_duration_crops_and_pads():
+    wave = tf.range(10, dtype=tf.float32)
+    np.testing.assert_array_equal(
+        audio.fix_duration(wave, 4, random_offset=False).numpy(), [3, 4, 5, 6]
+    )
+    np.testing.assert_array_equal(
+        audio.fix_duration(wave, 12, random_offset=False).numpy(), list(range(10)) + [0, 0]
+    )
+    offsets = {int(audio.fix_duration(wave, 4, random_offset=True).numpy()[0]) for _ in range(50)}
+    assert offsets.issubset(set(range(7))) and len(offsets) > 3
+
+
+def test_random_frame_crop_pads_short_inputs():
+    crop = random_frame_crop(tf.zeros((3, 5)), 4).numpy()
+    assert crop.shape == (4, 5)
+    np.testing.assert_array_equal(crop[3], -1.0)
+
+
+def test_pipeline_skips_and_counts_bad_files(fixture_dir):
+    names = sorted(fixture_dir)
+    pipeline = audio_pipeline(
+        [fixture_dir[n] for n in names],
+        np.arange(len(names)),
+        training=False,
+        duration=0.5,
+        frontend=LogMelSpectrogram(),
+        batch_size=4,
+    )
+    features, labels = [], []
+    for x, y in pipeline.dataset:
+        assert np.all(np.isfinite(x.numpy()))
+        features.append(x.numpy())
+        labels.extend(y.numpy().tolist())
+    kept = {names[i] for i in labels}
+    assert kept == {
+        "tone16k.wav",
+        "stereo44k.wav",
+        "tone24bit.wav",
+        "tone.flac",
+        "tone.ogg",
+        "tone.mp3",
+        "short.wav",
+    }
+    assert np.concatenate(features).shape[1:] == (1 + 8000 // 512, 128)
+    summary = pipeline.summary()
+    assert "7 files kept" not in summary  # the header scan keeps silent.wav too
+    assert "1 skipped (empty (no samples))" in summary and "1 skipped (unreadable)" in summary
+    assert "1 skipped (unknown extension '.txt')" in summary
+    assert "1 silent" in summary
+    lines = []
+    AudioPipelineReport({"eval": pipeline}, print_fn=lines.append).on_epoch_end(0)
+    assert lines and lines[0].startswith("[eval]")
+
+
+def test_strict_mode_raises_on_bad_files(fixture_dir):
+    with pytest.raises(audio.AudioFileError, match="empty"):
+        audio_pipeline([fixture_dir["empty.wav"]], [0], training=False, strict=True)
+    pipeline = audio_pipeline(
+        [fixture_dir["silent.wav"]], [0], training=False, duration=0.5, strict=True
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="silent"):
+        list(pipeline.dataset)
+
+
+def test_training_pipeline_on_real_fsdd(tmp_path):
+    paths = sorted(FSDD.glob("*_george_1*.wav"))[:24]
+    if not paths:
+        pytest.skip(f"FSDD not found at {FSDD}: the shared data folder is absent")
+    labels = [int(p.name[0]) for p in paths]
+    pipeline = audio_pipeline(
+        paths,
+        labels,
+        training=True,
+        duration=1.0,
+        frontend=LogMelSpectrogram(),
+        crop_frames=16,
+        batch_size=8,
+        seed=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    batches = list(pipeline.dataset)
+    assert [tuple(b[0].shape) for b in batches] == [(8, 16, 128)] * 3
+    assert sorted(np.concatenate([b[1].numpy() for b in batches]).tolist()) == sorted(labels)
+    assert any(p.name.startswith("features") for p in (tmp_path / "cache").iterdir())
+    again = list(pipeline.dataset)  # second epoch reads the cache
+    assert len(again) == 3
+
+
+def test_pipeline_bad_arguments():
+    with pytest.raises(ValueError, match="labels"):
+        audio_pipeline(["a.wav"], [0, 1], training=False)
+    with pytest.raises(ValueError, match="No usable audio"):
+        audio_pipeline(["a.txt"], [0], training=False)
+    with pytest.raises(ValueError, match="crop_frames"):
+        audio_pipeline(["a.wav"], [0], training=True, crop_frames=0)
