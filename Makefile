@@ -18,7 +18,7 @@ $(STAMP): $(PY) setup.py
 install: $(STAMP)
 
 demo: install
-	$(PY) -m trainers.demo
+	$(PY) -m trainers.train_genre --dataset=demo
 
 test: install
 	$(PY) -m ruff check .

@@ -100,3 +100,14 @@ def compile_genre_lstm(
         **kwargs,
     )
     return model
+
+
+def waveform_classifier(model, frontend, name="waveform_genre_classifier"):
+    """Serving model: raw mono waveforms ``(batch, samples)`` of any length →
+    genre probabilities, with the log-mel ``frontend`` as its first layer.
+
+    ``model`` is a trained `genre_lstm`; the returned functional model shares
+    its weights and outputs only the primary (genre) head.
+    """
+    wave = keras.Input((None,), name="waveform")
+    return keras.Model(wave, model(frontend(wave))[PRIMARY], name=name)
