@@ -60,6 +60,8 @@ def audio_pipeline(
     strict=False,
     seed=None,
     drop_remainder=False,
+    frontend_batch_size=8,
+    shuffle_buffer=1024,
 ):
     """Builds the pipeline (see the module docstring).
 
@@ -83,6 +85,9 @@ def audio_pipeline(
             skipping and counting it.
         seed: seed of the shuffle, offsets and crops.
         drop_remainder: drop the last incomplete batch.
+        frontend_batch_size: clips per front-end call.
+        shuffle_buffer: examples in the shuffle buffer after a cache (without
+            a cache the whole file list is shuffled before decoding).
 
     Returns:
         An ``AudioPipeline``.
@@ -115,7 +120,9 @@ def audio_pipeline(
             kept_labels,
         )
     )
-    if training:
+    if training and cache_dir is None:
+        # Shuffling file names is free; with a cache the order must change
+        # after it (below), or every epoch would replay the first one's.
         ds = ds.shuffle(len(scan.kept), seed=seed, reshuffle_each_iteration=True)
 
     def decode(path, graph_decodable, label):
@@ -150,12 +157,20 @@ def audio_pipeline(
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.filter(keep).map(lambda wave, label, status: (wave, label))
     if frontend is not None:
-        ds = ds.map(
-            lambda wave, label: (frontend(wave), label), num_parallel_calls=tf.data.AUTOTUNE
+        # Equal-length waveforms: the front end runs on small batches (its
+        # FFTs and matmul vectorise), then examples are split out again.
+        ds = (
+            ds.batch(frontend_batch_size)
+            .map(lambda wave, label: (frontend(wave), label), num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch()
         )
     if cache_dir is not None:
         os.makedirs(cache_dir, exist_ok=True)
         ds = ds.cache(os.path.join(cache_dir, "features"))
+        if training:
+            ds = ds.shuffle(
+                min(len(scan.kept), shuffle_buffer), seed=seed, reshuffle_each_iteration=True
+            )
     if frontend is not None and training and crop_frames is not None:
         ds = ds.map(
             lambda features, label: (random_frame_crop(features, crop_frames, seed), label),
