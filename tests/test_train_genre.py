@@ -48,3 +48,29 @@ def test_demo_dataset_end_to_end(tmp_path):
     probs = loaded.serve(tf.constant(np.zeros((1, 12345), "float32"))).numpy()
     assert probs.shape == (1, 4)
     np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
+
+
+def test_sweep_lambda_writes_table_and_plot(tmp_path):
+    out = tmp_path / "sweep"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers.sweep_lambda",
+            "--dataset=demo",
+            "--epochs=1",
+            "--lstm_units=8",
+            "--lambdas=0,10",
+            f"--data_dir={tmp_path / 'music'}",
+            f"--logdir={tmp_path / 'logs'}",
+            f"--output_dir={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (out / "sweep_lambda.md").read_text()
+    assert "| 0 |" in table and "| 10 |" in table
+    assert (out / "sweep_lambda.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

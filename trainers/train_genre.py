@@ -183,10 +183,10 @@ def train_one(name, lam, splits, args):
     return model, frontend, accuracy, report, seconds
 
 
-def main(argv):
-    del argv
+def args_from_flags():
+    """The run settings from the flags, with the dataset's defaults filled in."""
     epochs, duration, crop = DEFAULTS.get(FLAGS.dataset, (256, 30.0, 512))
-    args = {
+    return {
         "seed": FLAGS.seed,
         "sample_rate": FLAGS.sample_rate,
         "batch_size": FLAGS.batch_size,
@@ -202,6 +202,11 @@ def main(argv):
         "duration": FLAGS.duration or duration,
         "crop_frames": FLAGS.crop_frames or crop,
     }
+
+
+def main(argv):
+    del argv
+    args = args_from_flags()
     splits = load_splits(FLAGS.dataset, FLAGS.data_dir, FLAGS.seed)
     class_names = splits["train"].class_names
     print(

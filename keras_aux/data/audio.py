@@ -2,8 +2,8 @@
 
 - 16-bit PCM WAV decodes in the graph with ``tf.audio.decode_wav``; every
   other format libsndfile reads (FLAC, MP3, OGG, 24/32-bit WAV...) goes
-  through ``soundfile`` inside ``tf.numpy_function``; tensorflow-io's decoder is
-  used instead for MP3 when its ops load (TF ≤ 2.17; see BUILD.md).
+  through ``soundfile`` inside ``tf.numpy_function``. (tensorflow-io's
+  decoders only load on TF ≤ 2.17, not on the pinned TF 2.21: see BUILD.md.)
 - Mono mix-down (mean of the channels), resampling as TF ops (band-limited
   FFT resampling), crop or zero-pad to a fixed duration with a random offset
   for training or a centred window for evaluation.
@@ -32,17 +32,6 @@ SILENT = 2
 
 class AudioFileError(ValueError):
     """A file that cannot be used as audio (strict mode)."""
-
-
-def _tfio_audio():
-    """tensorflow-io's audio module when its native ops load, else None."""
-    try:  # pragma: no cover - tensorflow-io does not load on TF >= 2.18
-        import tensorflow_io as tfio
-
-        tfio.audio.decode_mp3  # noqa: B018 - touching it loads the ops
-        return tfio.audio
-    except Exception:
-        return None
 
 
 @dataclasses.dataclass
