@@ -28,6 +28,7 @@ import soundfile
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.report import write_markdown
 from keras_aux.data.pipeline import audio_pipeline
 from keras_aux.data.synthetic_music import GENRES, synthesize_clip
 from keras_aux.layers import LogMelSpectrogram
@@ -124,11 +125,7 @@ def main(argv):
         lines.append(
             f"| {fmt} | {tf_rate:.2f} | {librosa_rate:.2f} | {tf_rate / librosa_rate:.2f}× |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-        f.write(table)
+    write_markdown(lines, FLAGS.output)
 
 
 if __name__ == "__main__":

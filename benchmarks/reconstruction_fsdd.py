@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.report import write_markdown
 from keras_aux.architectures import compile_genre_lstm, genre_lstm
 from keras_aux.data import datasets
 from keras_aux.data.pipeline import audio_pipeline
@@ -149,9 +150,7 @@ def write_summary(rows, output_dir, configs):
         means.append(acc.mean())
         stds.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
         labels.append(config)
-    table = "\n".join(lines) + "\n"
-    with open(os.path.join(output_dir, "reconstruction_fsdd.md"), "w", encoding="utf-8") as f:
-        f.write(table)
+    table = write_markdown(lines, os.path.join(output_dir, "reconstruction_fsdd.md"))
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar(labels, means, yerr=stds, capsize=4, color="#4c72b0")
     ax.set_ylabel("test accuracy (FSDD, 10 digits)")
@@ -197,7 +196,7 @@ def main(argv):
             writer.writerow(row)
         rows.append(row)
         progress.update(i + 1, values=[("test_acc", float(row["test_accuracy"]))])
-    print(write_summary(rows, FLAGS.output_dir, configs))
+    write_summary(rows, FLAGS.output_dir, configs)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.report import write_markdown
 from keras_aux import AuxiliaryModel, censoring
 
 FLAGS = flags.FLAGS
@@ -171,11 +172,7 @@ def main(argv):
         lines.append(
             f"| {job['model']} | {'yes' if job['xla'] else 'no'} | {job['config']} | {1000 * median:.2f} | {ratio:.2f}× |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-        f.write(table)
+    write_markdown(lines, FLAGS.output)
 
 
 if __name__ == "__main__":
