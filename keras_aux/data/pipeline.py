@@ -107,8 +107,9 @@ def audio_pipeline(
         raise ValueError(
             f"No usable audio files: {scan.summary()}. First skips: {scan.skipped[:3]}"
         )
-    index = {p: i for i, p in enumerate(paths)}
-    kept_labels = labels[[index[info.path] for info in scan.kept]]
+    # A path is good or bad wherever it appears, so this keeps duplicates aligned.
+    bad = {path for path, _ in scan.skipped}
+    kept_labels = labels[[i for i, path in enumerate(paths) if path not in bad]]
     num_samples = int(round(duration * sample_rate))
     silent = tf.Variable(0, dtype=tf.int64, trainable=False, name="silent_skipped")
     unreadable = tf.Variable(0, dtype=tf.int64, trainable=False, name="unreadable_skipped")
