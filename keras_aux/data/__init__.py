@@ -16,3 +16,4 @@ from keras_aux.data.datasets import (  # noqa: F401
     gtzan,
     stratified_split,
 )
+from keras_aux.data.task_data import TaskData, zip_tasks  # noqa: F401

@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras.src.losses.losses import LossFunctionWrapper
 
 from keras_aux import censoring as censoring_lib
+from keras_aux.data.task_data import TaskData
 
 
 def _replicas():
@@ -301,7 +302,14 @@ class AuxiliaryModel(keras.Model):
             return x[[t.name for t in self.inputs].index(input_name)]
         return x
 
-    def _targets_by_task(self, x, y):
+    def _targets_by_task(self, x, y, tasks=None, required=True):
+        """Targets of ``tasks`` (default: all) from ``y`` and `input_targets`.
+
+        A non-dict ``y`` is the target of the first task of ``tasks`` (the
+        primary output by default). Missing targets raise when ``required``,
+        else the task is left out.
+        """
+        tasks = list(self.task_names if tasks is None else tasks)
         if y is None:
             targets = {}
         elif isinstance(y, dict):
@@ -319,41 +327,42 @@ class AuxiliaryModel(keras.Model):
                 )
             targets = dict(zip(self.task_names, y))
         else:
-            targets = {self.primary: y}
+            targets = {tasks[0]: y}
         for output_name, input_name in self.input_targets.items():
-            if targets.get(output_name) is None:
+            if output_name in tasks and targets.get(output_name) is None:
                 targets[output_name] = self._input_by_name(x, input_name)
-        missing = [t for t in self.task_names if targets.get(t) is None]
-        if missing:
+        missing = [t for t in tasks if targets.get(t) is None]
+        if missing and required:
             raise ValueError(
                 f"No target for outputs {missing}: pass them in `y` (a dict keyed by "
                 "output name) or declare `input_targets` for reconstruction outputs."
             )
-        return targets
+        return {t: targets[t] for t in tasks if targets.get(t) is not None}
 
     def _sample_weight_for(self, sample_weight, task):
         if isinstance(sample_weight, dict):
             return sample_weight.get(task)
         return sample_weight
 
-    def compute_task_losses(self, x, y, y_pred, sample_weight=None):
-        """Unweighted per-task losses, as a dict ``{task_name: scalar}``.
+    def compute_task_losses(self, targets, y_pred, sample_weight=None):
+        """Unweighted losses of the tasks in ``targets``: ``{task_name: scalar}``.
 
-        Under a distribution strategy each value is this replica's share (the
-        losses divide by the number of replicas, as Keras losses do).
+        ``targets`` maps output names to targets (resolved, e.g. by the steps
+        from ``y`` and `input_targets`). Under a distribution strategy each
+        value is this replica's share (losses divide by the number of
+        replicas, as Keras losses do).
         """
         if self._tasks is None:
             raise ValueError("Call `compile()` before training or evaluating the model.")
-        targets = self._targets_by_task(x, y)
         outputs = self._outputs_by_task(y_pred)
         return {
             t: tf.cast(
                 self._tasks.losses[t](
-                    targets[t], outputs[t], self._sample_weight_for(sample_weight, t)
+                    target, outputs[t], self._sample_weight_for(sample_weight, t)
                 ),
                 "float32",
             )
-            for t in self.task_names
+            for t, target in targets.items()
         }
 
     def _regularization_loss(self):
@@ -371,7 +380,8 @@ class AuxiliaryModel(keras.Model):
         """The multitask objective: what ``"multitask"`` censoring descends."""
         total = self._primary_objective(task_losses)
         for t in self.auxiliary_names:
-            total = total + self._tasks.weights[t] * task_losses[t]
+            if t in task_losses:
+                total = total + self._tasks.weights[t] * task_losses[t]
         return total
 
     def task_objectives(self, task_losses):
@@ -434,8 +444,13 @@ class AuxiliaryModel(keras.Model):
                         censoring_lib.cosine_similarity(primary, grads)
                     )
 
-    def _logs(self, training):
+    def _logs(self, training, tasks=None):
         skip = set() if training else {id(m) for m in self._tasks.cosine_trackers.values()}
+        skip |= {
+            id(m)
+            for t, m in self._tasks.loss_trackers.items()
+            if tasks is not None and t not in tasks
+        }
         logs = {}
         for metric in self.metrics:
             if id(metric) in skip:
@@ -451,16 +466,63 @@ class AuxiliaryModel(keras.Model):
     def _batch_size(x):
         return tf.shape(next(t for t in keras.tree.flatten(x) if t is not None))[0]
 
+    def _task_batches(self, data, training):
+        """``[(x, targets, sample_weight)]``: one forward pass each.
+
+        Plain ``(x, y[, w])`` data is one batch for every task; `TaskData`
+        (see `keras_aux.data.zip_tasks`) gives the primary task its batch and
+        every auxiliary task its own. In evaluation, auxiliary targets may be
+        missing: those tasks are left out of the losses and logs.
+        """
+        if not isinstance(data, TaskData):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            targets = self._targets_by_task(x, y, required=training)
+            if self.primary not in targets:
+                raise ValueError(f"No target for the primary output {self.primary!r}.")
+            return [(x, targets, sample_weight)]
+        unknown = sorted(set(data.auxiliary) - set(self.auxiliary_names))
+        if unknown:
+            raise ValueError(
+                f"`TaskData.auxiliary` names {unknown}, which are not auxiliary outputs "
+                f"{self.auxiliary_names}."
+            )
+        missing = [t for t in self.auxiliary_names if t not in data.auxiliary]
+        if missing and training:
+            raise ValueError(f"`TaskData` has no data for the auxiliary outputs {missing}.")
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data.primary)
+        batches = [(x, self._targets_by_task(x, y, [self.primary]), sample_weight)]
+        for task, task_data in data.auxiliary.items():
+            if not isinstance(task_data, (list, tuple)):
+                task_data = (task_data,)
+            xa, ya, wa = keras.utils.unpack_x_y_sample_weight(tuple(task_data))
+            batches.append((xa, self._targets_by_task(xa, ya, [task]), wa))
+        return batches
+
+    def _forward(self, batches, training):
+        """Per-task losses over the batches, and what the compiled metrics need."""
+        task_losses, predictions = {}, []
+        for x, targets, sample_weight in batches:
+            y_pred = self(x, training=training)
+            task_losses.update(self.compute_task_losses(targets, y_pred, sample_weight))
+            predictions.append((targets, y_pred, sample_weight))
+        return task_losses, predictions
+
+    def _update_compiled_metrics(self, predictions):
+        if self._compile_metrics is None:
+            return
+        # Compiled metrics follow the primary batch (the first), as in Keras.
+        targets, y_pred, sample_weight = predictions[0]
+        outputs = self._outputs_by_task(y_pred)
+        self._compile_metrics.update_state(targets, {t: outputs[t] for t in targets}, sample_weight)
+
     def train_step(self, data):
-        """One forward pass, per-task gradients, censoring, one optimizer step."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
+        batches = self._task_batches(data, training=True)
         # Multitask without the cosine metric is linear in the gradients: one
         # backward pass of the λ-weighted total, exactly the plain Keras step.
         one_pass = self._tasks.mode == censoring_lib.MULTITASK and not self._tasks.track_cosine
-        targets = self._targets_by_task(x, y)
         with tf.GradientTape(persistent=not one_pass) as tape:
-            y_pred = self(x, training=True)
-            task_losses = self.compute_task_losses(x, targets, y_pred, sample_weight)
+            task_losses, predictions = self._forward(batches, training=True)
             if one_pass:
                 total = self.optimizer.scale_loss(self._total_loss(task_losses))
             else:
@@ -474,21 +536,18 @@ class AuxiliaryModel(keras.Model):
             del tape
             primary, auxiliary = self.all_reduce_gradients(primary, auxiliary)
             self.apply_gradients(self.combine_gradients(primary, auxiliary), variables)
-        self.update_task_metrics(task_losses, self._batch_size(x), primary, auxiliary)
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(targets, y_pred, sample_weight)
+        self.update_task_metrics(task_losses, self._batch_size(batches[0][0]), primary, auxiliary)
+        self._update_compiled_metrics(predictions)
         return self._logs(training=True)
 
     def test_step(self, data):
-        """Per-task losses and compiled metrics, without gradients."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        targets = self._targets_by_task(x, y)
-        y_pred = self(x, training=False)
-        task_losses = self.compute_task_losses(x, targets, y_pred, sample_weight)
-        self.update_task_metrics(task_losses, self._batch_size(x))
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(targets, y_pred, sample_weight)
-        return self._logs(training=False)
+        """Per-task losses and compiled metrics, without gradients; auxiliary
+        tasks without targets are left out."""
+        batches = self._task_batches(data, training=False)
+        task_losses, predictions = self._forward(batches, training=False)
+        self.update_task_metrics(task_losses, self._batch_size(batches[0][0]))
+        self._update_compiled_metrics(predictions)
+        return self._logs(training=False, tasks=set(task_losses))
 
     # ----------------------------------------------------------------- export
     def export(

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_aux import censoring
 from keras_aux.censoring_test import np_combine
+from keras_aux.data.task_data import zip_tasks
 from keras_aux.models import AuxiliaryModel
 from keras_aux.testing import TestCase
 
@@ -299,3 +300,98 @@ class AuxiliaryModelTest(TestCase):
         data = np.zeros((4, N_FEATURES), "float32")
         with self.assertRaisesRegex(ValueError, r"No target for outputs \['b'\]"):
             model.fit(data, np.zeros((4, 2), "float32"), verbose=0)
+
+
+def regression_model(seed=0):
+    """Shared trunk, two linear heads: the synthetic experiment's shape, small."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    x = keras.Input((5,), name="x")
+    h = keras.layers.Dense(8, activation="relu", kernel_initializer=init)(x)
+    outputs = {
+        "primary": keras.layers.Dense(3, kernel_initializer=init, name="primary")(h),
+        "auxiliary": keras.layers.Dense(3, kernel_initializer=init, name="auxiliary")(h),
+    }
+    model = AuxiliaryModel(x, outputs, primary="primary")
+    return model
+
+
+class SeparateAuxiliaryDataTest(TestCase):
+    def data(self, n=40, seed=0):
+        rng = np.random.default_rng(seed)
+        x1, x2 = (
+            rng.normal(size=(n, 5)).astype("float32"),
+            rng.normal(size=(n, 5)).astype("float32"),
+        )
+        return x1, np.tanh(x1[:, :3]), x2, np.tanh(-x2[:, 2:])
+
+    def test_one_step_uses_each_task_batch(self):
+        x1, y1, x2, y2 = self.data(20)
+        model = regression_model()
+        model.compile(
+            keras.optimizers.SGD(0.1),
+            loss="mse",
+            loss_weights={"auxiliary": 3.0},
+            censoring="projection",
+        )
+        variables = model.trainable_variables
+        with tf.GradientTape() as tape:
+            primary_loss = tf.reduce_mean(tf.square(model(x1)["primary"] - y1))
+        p = tape.gradient(primary_loss, variables)
+        with tf.GradientTape() as tape:
+            aux_loss = tf.reduce_mean(tf.square(model(x2)["auxiliary"] - y2))
+        a = tape.gradient(aux_loss, variables)
+        to_np = lambda gs: [None if g is None else g.numpy().astype(np.float64) for g in gs]  # noqa: E731
+        expected = [
+            v.numpy() - 0.1 * u
+            for v, u in zip(
+                variables, np_combine(to_np(p), [to_np(a)], [3.0], "projection", "global")
+            )
+        ]
+        ds = zip_tasks(
+            tf.data.Dataset.from_tensor_slices((x1, y1)).batch(20),
+            {"auxiliary": tf.data.Dataset.from_tensor_slices((x2, y2)).batch(20)},
+        )
+        model.fit(ds, epochs=1, verbose=0)
+        for got, want in zip(variables, expected):
+            self.assertAllClose(got.numpy(), want, atol=1e-5)
+
+    def test_fit_with_primary_only_validation_and_early_stopping(self):
+        x1, y1, x2, y2 = self.data(80)
+        model = regression_model()
+        model.compile("adam", loss="mse", censoring="projection", ema_alpha=0.1, jit_compile=True)
+        train = zip_tasks(
+            tf.data.Dataset.from_tensor_slices((x1, y1)).batch(20),
+            {"auxiliary": tf.data.Dataset.from_tensor_slices((x2, y2)).batch(20).repeat()},
+        )
+        history = model.fit(
+            train,
+            validation_data=(x1[:40], y1[:40]),
+            epochs=30,
+            verbose=0,
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    "val_primary_loss", mode="min", patience=2, restore_best_weights=True
+                )
+            ],
+        ).history
+        self.assertIn("auxiliary_loss", history)
+        self.assertIn("val_primary_loss", history)
+        self.assertNotIn("val_auxiliary_loss", history)
+        self.assertAllClose(history["val_loss"], history["val_primary_loss"], atol=1e-6)
+        self.assertLess(history["primary_loss"][-1], history["primary_loss"][0])
+        self.assertLess(history["auxiliary_loss"][-1], history["auxiliary_loss"][0])
+        # Evaluating with TaskData reports both tasks on their own batches.
+        both = model.evaluate(train.take(4), return_dict=True, verbose=0)
+        self.assertIn("auxiliary_loss", both)
+
+    def test_bad_task_data_is_named(self):
+        x1, y1, x2, y2 = self.data(8)
+        model = regression_model()
+        model.compile("sgd", loss="mse")
+        primary = tf.data.Dataset.from_tensor_slices((x1, y1)).batch(4)
+        with self.assertRaisesRegex(ValueError, "not auxiliary outputs"):
+            model.fit(zip_tasks(primary, {"other": primary}), verbose=0)
+        with self.assertRaisesRegex(ValueError, "must be a tf.data.Dataset"):
+            zip_tasks(primary, {"auxiliary": (x2, y2)})
+        with self.assertRaisesRegex(ValueError, "primary output"):
+            model.evaluate(x1, {"auxiliary": y2}, verbose=0)
