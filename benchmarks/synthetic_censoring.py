@@ -41,7 +41,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from benchmarks.report import write_markdown
-from keras_aux import AuxiliaryModel
+from keras_aux.architectures import auxiliary_mlp
 from keras_aux.data import zip_tasks
 from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 
@@ -79,18 +79,7 @@ BATCH = 100
 
 def build_mlp(seed):
     """The article's MLP with seeded initial weights (same seed, same weights)."""
-    init = lambda i: keras.initializers.GlorotUniform(seed=seed * 100 + i)  # noqa: E731
-    x = keras.Input((250,), name="x")
-    h = x
-    for i in range(4):
-        h = keras.layers.Dense(
-            100, activation="relu", kernel_initializer=init(i), name=f"shared_{i}"
-        )(h)
-    outputs = {
-        "primary": keras.layers.Dense(100, kernel_initializer=init(4), name="primary")(h),
-        "auxiliary": keras.layers.Dense(100, kernel_initializer=init(5), name="auxiliary")(h),
-    }
-    return AuxiliaryModel(x, outputs, primary="primary")
+    return auxiliary_mlp(seed=seed)
 
 
 def grid(
