@@ -118,19 +118,15 @@ def test_report(model, pipeline, class_names):
     return accuracy, "\n".join(lines)
 
 
-def train_one(name, lam, splits, args):
-    """One training run; returns (model, test accuracy, report text, seconds)."""
-    keras.utils.set_random_seed(args["seed"])
-    frontend = LogMelSpectrogram(sampling_rate=args["sample_rate"])
-    class_names = splits["train"].class_names
-
-    def pipeline(split, training):
-        files = splits[split]
+def make_pipelines(splits, args, frontend):
+    """``{split: AudioPipeline}``: shuffled random crops for "train", whole clips otherwise."""
+    pipelines = {}
+    for split, files in splits.items():
         cache = os.path.join(args["cache_dir"], split) if args["cache_dir"] else None
-        return audio_pipeline(
+        pipelines[split] = audio_pipeline(
             files.paths,
             files.labels,
-            training=training,
+            training=split == "train",
             sample_rate=args["sample_rate"],
             duration=args["duration"],
             frontend=frontend,
@@ -140,12 +136,17 @@ def train_one(name, lam, splits, args):
             strict=args["strict"],
             seed=args["seed"],
         )
+    return pipelines
 
-    train, validation, test = (
-        pipeline("train", True),
-        pipeline("validation", False),
-        pipeline("test", False),
-    )
+
+def train_one(name, lam, splits, args):
+    """One training run; returns (model, test accuracy, report text, seconds)."""
+    keras.utils.set_random_seed(args["seed"])
+    frontend = LogMelSpectrogram(sampling_rate=args["sample_rate"])
+    class_names = splits["train"].class_names
+
+    pipelines = make_pipelines(splits, args, frontend)
+    train, validation, test = pipelines["train"], pipelines["validation"], pipelines["test"]
     model = genre_lstm(len(class_names), lstm_units=args["lstm_units"])
     compile_genre_lstm(
         model,

@@ -28,7 +28,6 @@ from absl import app, flags
 
 from keras_aux.architectures import auxiliary_mlp, genre_lstm
 from keras_aux.data import zip_tasks
-from keras_aux.data.pipeline import audio_pipeline
 from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.layers import LogMelSpectrogram
 from keras_aux.tuning import AuxiliaryHyperModel, primary_objective, trial_table
@@ -90,20 +89,7 @@ def genre_search(seed, epochs):
     args = train_genre.args_from_flags()
     splits = train_genre.load_splits(FLAGS.dataset, FLAGS.data_dir, seed)
     frontend = LogMelSpectrogram(sampling_rate=args["sample_rate"])
-
-    def pipeline(split, training):
-        files = splits[split]
-        return audio_pipeline(
-            files.paths,
-            files.labels,
-            training=training,
-            sample_rate=args["sample_rate"],
-            duration=args["duration"],
-            frontend=frontend,
-            crop_frames=args["crop_frames"],
-            batch_size=args["batch_size"],
-            seed=seed,
-        ).dataset
+    pipelines = train_genre.make_pipelines(splits, args, frontend)
 
     num_classes = len(splits["train"].class_names)
     hypermodel = AuxiliaryHyperModel(
@@ -113,8 +99,8 @@ def genre_search(seed, epochs):
         metrics={"genre": ["accuracy"]},
     )
     fit_kwargs = {
-        "x": pipeline("train", True),
-        "validation_data": pipeline("validation", False),
+        "x": pipelines["train"].dataset,
+        "validation_data": pipelines["validation"].dataset,
         "epochs": epochs,
     }
     return hypermodel, primary_objective("genre", "accuracy"), fit_kwargs
