@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from benchmarks import synthetic_censoring as sc
+from benchmarks import synthetic_protocol as sc
 from keras_aux.data.synthetic_tasks import make_synthetic_tasks
 
 

@@ -1,0 +1,181 @@
+"""The synthetic experiment's protocol (no flags, importable by tests):
+seeded model, grid enumeration, one run, the resumable CSV and the summary.
+
+See `benchmarks/synthetic_censoring.py` for the command line and methods.md
+§2 / Lemaire (2018) for the protocol.
+"""
+
+import csv
+import fcntl
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from benchmarks.report import write_markdown
+from keras_aux.architectures import auxiliary_mlp
+from keras_aux.data import zip_tasks
+from keras_aux.data.synthetic_tasks import SITUATIONS
+
+FIELDS = [
+    "situation",
+    "mode",
+    "granularity",
+    "alpha",
+    "lam",
+    "seed",
+    "test_loss",
+    "epochs",
+    "seconds",
+]
+BATCH = 100
+
+
+def build_mlp(seed):
+    """The article's MLP with seeded initial weights (same seed, same weights)."""
+    return auxiliary_mlp(seed=seed)
+
+
+def grid(
+    situations, modes, lambdas, projection_alphas, cosine_alphas, single_task, granularity, seeds
+):
+    """All runs as dicts (situation, mode, granularity, alpha, lam, seed), seed-major."""
+    configs = []
+    for situation in situations:
+        if single_task:
+            configs.append((situation, "single_task", 1.0, 0.0))
+        for mode in modes:
+            alphas = {
+                "multitask": [1.0],
+                "projection": projection_alphas,
+                "parameter_wise": projection_alphas,
+            }
+            for alpha in alphas.get(mode, cosine_alphas):
+                for lam in lambdas:
+                    configs.append((situation, mode, float(alpha), float(lam)))
+    return [
+        {
+            "situation": s,
+            "mode": m,
+            "granularity": granularity,
+            "alpha": a,
+            "lam": lam,
+            "seed": seed,
+        }
+        for seed in range(seeds)
+        for s, m, a, lam in configs
+    ]
+
+
+def run_key(row):
+    """Identity of a run in the CSV."""
+    return (
+        row["situation"],
+        row["mode"],
+        row["granularity"],
+        float(row["alpha"]),
+        float(row["lam"]),
+        int(row["seed"]),
+    )
+
+
+def run_one(data, situation, mode, granularity, alpha, lam, seed, max_epochs=1000):
+    """Trains one configuration; returns (test primary MSE, epochs run, seconds)."""
+    keras.utils.set_random_seed(seed)
+    model = build_mlp(seed)
+    steps = data.x_train1.shape[0] // BATCH
+    model.compile(
+        keras.optimizers.Adam(),
+        loss="mse",
+        loss_weights={"auxiliary": lam},
+        censoring=mode,
+        granularity=granularity,
+        ema_alpha=alpha,
+        track_gradient_cosine=False,
+        jit_compile=True,
+        steps_per_execution=steps,
+    )
+    x1, y1 = data.primary("train")
+    x2, y2 = data.auxiliary(situation)
+    primary = tf.data.Dataset.from_tensor_slices((x1, y1)).shuffle(len(x1), seed=seed).batch(BATCH)
+    auxiliary = (
+        tf.data.Dataset.from_tensor_slices((x2, y2))
+        .shuffle(len(x2), seed=seed + 1)
+        .batch(BATCH)
+        .repeat()
+    )
+    stop = keras.callbacks.EarlyStopping(
+        "val_primary_loss", mode="min", patience=10, restore_best_weights=True
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        zip_tasks(primary, {"auxiliary": auxiliary}),
+        validation_data=data.primary("val"),
+        validation_batch_size=1000,
+        epochs=max_epochs,
+        verbose=0,
+        callbacks=[stop],
+    )
+    x_test, y_test = data.primary("test")
+    test_loss = model.evaluate(x_test, y_test, batch_size=2000, verbose=0, return_dict=True)[
+        "primary_loss"
+    ]
+    return float(test_loss), len(history.history["loss"]), time.perf_counter() - start
+
+
+def read_runs(path):
+    """Rows of the CSV (empty if it does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def append_run(path, row):
+    """Appends one row under an exclusive lock (several chunks may write)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0, os.SEEK_END)
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            if f.tell() == 0:
+                writer.writeheader()
+            writer.writerow(row)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def summarize(rows, output):
+    """Mean ± std of the test primary MSE per (situation, mode, α, λ)."""
+    cells = {}
+    for r in rows:
+        key = (r["situation"], r["mode"], r["granularity"], float(r["alpha"]), float(r["lam"]))
+        cells.setdefault(key, []).append(
+            (float(r["test_loss"]), float(r["seconds"]), int(r["epochs"]))
+        )
+    lines = [
+        "# Synthetic experiment of seed 004: test primary MSE (lower is better)",
+        "",
+        "`python -m benchmarks.synthetic_censoring` (methods.md §2): MLP 4×Dense(100) + two heads, Adam, batch 100, "
+        "early stopping on validation primary loss (patience 10), primary on train1, auxiliary on train2; "
+        "mean ± std over seeds (shared initial weights per seed).",
+        "",
+        "| situation | mode | granularity | α | λ | seeds | test MSE | epochs | s / run |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in sorted(
+        cells,
+        key=lambda k: (SITUATIONS.index(k[0]) if k[0] in SITUATIONS else 9, k[1], -k[3], k[4]),
+    ):
+        values = np.array(cells[key])
+        std = values[:, 0].std(ddof=1) if len(values) > 1 else 0.0
+        situation, mode, granularity, alpha, lam = key
+        lam_text = "–" if mode == "single_task" else f"{lam:g}"
+        lines.append(
+            f"| {situation} | {mode} | {granularity} | {alpha:g} | {lam_text} | {len(values)} | "
+            f"{values[:, 0].mean():.4f} ± {std:.4f} | {values[:, 2].mean():.0f} | {values[:, 1].mean():.1f} |"
+        )
+    return write_markdown(lines, output)
