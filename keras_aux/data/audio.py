@@ -22,7 +22,7 @@ import numpy as np
 import soundfile
 import tensorflow as tf
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+from keras_aux.data.datasets import AUDIO_EXTENSIONS
 
 # Status codes of a decoded clip (see `decode_audio`).
 OK = 0

@@ -11,8 +11,10 @@ References:
 import keras
 import tensorflow as tf
 
-# The wrapper Keras itself puts around function losses given by name
-# (rank alignment of y_true / y_pred, reduction, distribution scaling).
+# What Keras itself uses: the wrapper around function losses given by name
+# (rank alignment, reduction, distribution scaling) and the per-replica
+# loss scaling of its own train step.
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 from keras.src.losses.losses import LossFunctionWrapper
 
 from keras_aux import censoring as censoring_lib
@@ -21,17 +23,6 @@ from keras_aux.data.task_data import TaskData
 
 def _replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _unscale_for_distribution(value):
-    """Per-replica losses are divided by the replica count; undo it for logs."""
-    replicas = _replicas()
-    return value * replicas if replicas > 1 else value
-
-
-def _scale_for_distribution(value):
-    replicas = _replicas()
-    return value / replicas if replicas > 1 else value
 
 
 def _resolve_loss(identifier, task):
@@ -368,7 +359,7 @@ class AuxiliaryModel(keras.Model):
     def _regularization_loss(self):
         if not self.losses:
             return None
-        return _scale_for_distribution(tf.cast(tf.add_n(self.losses), "float32"))
+        return scale_loss_for_distribution(tf.cast(tf.add_n(self.losses), "float32"))
 
     def _primary_objective(self, task_losses):
         """Weighted primary loss plus the regularisation losses."""
@@ -431,11 +422,11 @@ class AuxiliaryModel(keras.Model):
         """Updates the total, per-task loss and (when gradients are given) cosine trackers."""
         tasks = self._tasks
         self._loss_tracker.update_state(
-            _unscale_for_distribution(self._total_loss(task_losses)), sample_weight=batch_size
+            unscale_loss_for_distribution(self._total_loss(task_losses)), sample_weight=batch_size
         )
         for t, value in task_losses.items():
             tasks.loss_trackers[t].update_state(
-                _unscale_for_distribution(value), sample_weight=batch_size
+                unscale_loss_for_distribution(value), sample_weight=batch_size
             )
         if primary is not None:
             for t, grads in zip(self.auxiliary_names, auxiliary):
