@@ -56,3 +56,23 @@ def test_short_run_resume_and_summary(tmp_path):
     assert [sc.run_key(r) for r in rows] == [sc.run_key(row), sc.run_key({**row, "seed": 1})]
     table = sc.summarize(rows, str(tmp_path / "table.md"))
     assert "| similar | projection | global | 0.1 | 3 | 2 |" in table
+
+
+def test_reused_compiled_model_gives_the_fresh_result():
+    """A model reused across seeds and situations (reset by `copy_state`)
+    trains exactly as a freshly built one: weights, Adam slots and the
+    gradient average all restart from the seed's initial state."""
+    data = make_synthetic_tasks(train_size=200, val_size=200, test_size=300)
+    args = ("projection", "global", 0.1, 3.0)
+    fresh = [
+        sc.run_one(data, s, *args, seed=k, max_epochs=4)[:2]
+        for s, k in [("same", 1), ("unrelated", 2)]
+    ]
+    models = {}
+    sc.run_one(data, "similar", *args, seed=0, max_epochs=3, models=models)
+    reused = [
+        sc.run_one(data, s, *args, seed=k, max_epochs=4, models=models)[:2]
+        for s, k in [("same", 1), ("unrelated", 2)]
+    ]
+    assert len(models) == 1
+    assert reused == fresh
