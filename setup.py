@@ -19,6 +19,9 @@ CORE = [
     "soundfile==0.14.0",
     "numpy>=1.26,<3",
     "matplotlib==3.11.2",
+    # K-Means of MAXL's K-Means baseline (keras_aux.baselines) and the digits data set
+    # (keras_aux.data.images.load_digits); imported lazily there, pinned to the tested version.
+    "scikit-learn==1.9.1",
 ]
 
 EXTRAS = {
@@ -27,7 +30,7 @@ EXTRAS = {
     "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW_VERSION}"],
     # tensorflow-io 0.37.1 only loads its ops on TF <= 2.17: optional, never required.
     "tfio": ["tensorflow-io==0.37.1"],
-    "bayesian": ["scipy", "scikit-learn"],
+    "bayesian": ["scipy==1.17.1"],  # scikit-learn is a core requirement
     "dev": [
         "pytest==9.2.0",
         "ruff==0.17.6",

@@ -4,11 +4,13 @@
   Lemaire 2018) as pure functions on gradient lists.
 - `keras_aux.models.AuxiliaryModel`: a functional model with a primary output
   and auxiliary outputs, trained with `fit` through those functions.
+- `keras_aux.models.MAXL`: meta auxiliary learning (Liu et al. 2019), a label
+  generator trained through a meta-gradient, with `fit`.
 """
 
 from keras_aux import censoring, models
-from keras_aux.models import AuxiliaryModel
+from keras_aux.models import MAXL, AuxiliaryModel
 
 __version__ = "0.1.0"
 
-__all__ = ["AuxiliaryModel", "censoring", "models", "__version__"]
+__all__ = ["MAXL", "AuxiliaryModel", "censoring", "models", "__version__"]

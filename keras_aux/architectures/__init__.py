@@ -1,6 +1,27 @@
 """The networks of the papers keras-aux reproduces."""
 
 from keras_aux.architectures.genre_lstm import compile_genre_lstm, genre_lstm, waveform_classifier
+from keras_aux.architectures.maxl_nets import (
+    BACKBONES,
+    conv4_backbone,
+    label_generator,
+    mlp_backbone,
+    multitask_network,
+    single_task_network,
+    vgg16_backbone,
+)
 from keras_aux.architectures.mlp import auxiliary_mlp
 
-__all__ = ["auxiliary_mlp", "compile_genre_lstm", "genre_lstm", "waveform_classifier"]
+__all__ = [
+    "BACKBONES",
+    "auxiliary_mlp",
+    "compile_genre_lstm",
+    "conv4_backbone",
+    "genre_lstm",
+    "label_generator",
+    "mlp_backbone",
+    "multitask_network",
+    "single_task_network",
+    "vgg16_backbone",
+    "waveform_classifier",
+]

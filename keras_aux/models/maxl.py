@@ -1,0 +1,710 @@
+"""MAXL: meta auxiliary learning. A label-generation network learns the
+auxiliary labels of a multi-task network through a meta-gradient.
+
+Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
+Meta Auxiliary Learning", NeurIPS (Algorithm 1; §3); methods.md §3 for the
+details only the reference code shows.
+
+Notation: θ1 are the multi-task network's weights, θ2 the label generator's.
+
+- Stage 1: θ1 ← θ1 − opt1(∇θ1 [L_pri(f(x), y) + L_aux(f(x), g(x, y))]), with
+  the generated labels g held fixed.
+- Stage 2: θ1⁺ = θ1 − α ∇θ1 [L_pri + L_aux], the graph kept; θ2 ← θ2 −
+  opt2(∇θ2 [L_pri(f_{θ1⁺}(x), y) + 0.2 · H(g(x, y))]).
+- First order (``order=1``): the finite-difference estimate of DARTS (Liu et
+  al. 2019) replaces the second-order term; unlike the reference code, the
+  entropy term's gradient reaches θ2.
+"""
+
+import keras
+import tensorflow as tf
+from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
+
+from keras_aux import censoring as censoring_lib
+from keras_aux import hierarchy
+from keras_aux.losses.focal import EPSILON, focal_loss
+from keras_aux.metrics import AuxiliaryClassUsage, HeldMean
+
+SCHEDULES = ("epoch", "interleaved")
+
+
+def _replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _all_reduce_sum(values):
+    """Sums tensors over replicas (differentiable; identity on one device)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or _replicas() == 1:
+        return values
+    present = [v for v in values if v is not None]
+    reduced = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if v is None else next(reduced) for v in values]
+
+
+def _global_norm(tensors):
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors if t is not None]))
+
+
+class _Trackers:
+    """The metrics `compile` creates: one plain object, so Keras does not
+    track them twice (see `MAXL.metrics`)."""
+
+    def __init__(self, num_auxiliary, track_cosine):
+        self.primary_loss = keras.metrics.Mean(name="primary_loss")
+        self.auxiliary_loss = keras.metrics.Mean(name="auxiliary_loss")
+        self.primary_accuracy = keras.metrics.SparseCategoricalAccuracy(name="primary_accuracy")
+        self.entropy = keras.metrics.Mean(name="entropy")
+        self.usage = AuxiliaryClassUsage(num_auxiliary)
+        self.primary_loss_after_step = HeldMean(name="primary_loss_after_step")
+        self.cosine = HeldMean(name="gradient_cosine") if track_cosine else None
+
+    def training(self):
+        return [
+            m
+            for m in (
+                self.primary_loss,
+                self.primary_accuracy,
+                self.auxiliary_loss,
+                self.entropy,
+                self.primary_loss_after_step,
+                self.cosine,
+                self.usage,
+            )
+            if m is not None
+        ]
+
+    def evaluation(self):
+        return [self.primary_loss, self.primary_accuracy]
+
+
+class AlternatingStages(keras.callbacks.Callback):
+    """The paper's schedule: even epochs run stage 1, odd epochs stage 2.
+
+    `MAXL.fit` adds it by itself when ``schedule="epoch"``; one epoch of the
+    paper is therefore two `fit` epochs. The stage follows the epoch number,
+    so a run resumed by `keras.callbacks.BackupAndRestore` continues where it was.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.stage = 1 + epoch % 2
+
+
+@keras.saving.register_keras_serializable(package="keras_aux")
+class MAXL(keras.Model):
+    """Meta auxiliary learning (MAXL) as a Keras model driven by `fit`.
+
+    ``predict``, ``evaluate`` and ``export`` serve the multi-task network's
+    primary output (class probabilities); the label generator is only used in
+    training (see `generate_labels` to inspect what it assigns).
+
+    Args:
+        multitask_network: a Keras model mapping an input batch to the dict
+            ``{"primary": probabilities over len(ψ) classes, "auxiliary":
+            probabilities over sum(ψ) classes}`` (or a two-item list in that
+            order). See `keras_aux.architectures.multitask_network`.
+        label_generator: a Keras model mapping ``[x, primary_label]`` (or the
+            dict ``{"image": x, "primary_label": y}``) to soft auxiliary labels
+            over sum(ψ) classes, zero outside the primary class's block (its
+            last layer is normally `keras_aux.layers.HierarchicalMaskedSoftmax`).
+            See `keras_aux.architectures.label_generator`. It must share no
+            weights with the multi-task network.
+        psi: the hierarchy ψ, one positive int per primary class.
+        entropy_weight: weight of the batch entropy regulariser in stage 2 (0.2).
+        auxiliary_weight: weight of the auxiliary loss in L_train (1 in the paper).
+        inner_learning_rate: α of the virtual step; ``None`` (default) follows
+            the θ1 optimizer's current learning rate, as the reference does.
+        order: 2 (exact meta-gradient through the virtual step) or 1
+            (finite-difference estimate; cheaper).
+        schedule: ``"epoch"`` (the paper: alternate whole epochs of stage 1 and
+            stage 2) or ``"interleaved"`` (stage 1 every step, stage 2 on the
+            same batch every ``stage2_every`` steps).
+        stage2_every: the ``k`` of the interleaved schedule.
+        gamma: focal-loss focusing parameter for both tasks (2).
+        track_gradient_cosine: log ``gradient_cosine``, the cosine between
+            ∇L_pri and ∇L_aux on the shared weights (one more backward pass in
+            stage 1).
+    """
+
+    def __init__(
+        self,
+        multitask_network,
+        label_generator,
+        psi,
+        entropy_weight=0.2,
+        auxiliary_weight=1.0,
+        inner_learning_rate=None,
+        order=2,
+        schedule="epoch",
+        stage2_every=1,
+        gamma=2.0,
+        track_gradient_cosine=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.psi = hierarchy.validate_psi(psi)
+        if order not in (1, 2):
+            raise ValueError(f"`order` must be 1 or 2; got {order!r}.")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"`schedule` must be one of {SCHEDULES}; got {schedule!r}.")
+        if int(stage2_every) < 1:
+            raise ValueError(f"`stage2_every` must be >= 1; got {stage2_every}.")
+        for name, value in (
+            ("entropy_weight", entropy_weight),
+            ("auxiliary_weight", auxiliary_weight),
+            ("gamma", gamma),
+        ):
+            if value < 0:
+                raise ValueError(f"`{name}` must be >= 0; got {value}.")
+        if inner_learning_rate is not None and inner_learning_rate <= 0:
+            raise ValueError(f"`inner_learning_rate` must be > 0; got {inner_learning_rate}.")
+        self.multitask_network = multitask_network
+        self.label_generator = label_generator
+        self.entropy_weight = float(entropy_weight)
+        self.auxiliary_weight = float(auxiliary_weight)
+        self.inner_learning_rate = inner_learning_rate
+        self.order = int(order)
+        self.schedule = schedule
+        self.stage2_every = int(stage2_every)
+        self.gamma = float(gamma)
+        self.track_gradient_cosine = bool(track_gradient_cosine)
+        self.stage = 1
+        self._trackers = None
+        self._validate_networks()
+        # Both networks are functional models, built by construction.
+        self.built = True
+        self._step_counter = keras.Variable(
+            0, dtype="int64", trainable=False, aggregation="only_first_replica", name="maxl_steps"
+        )
+
+    @classmethod
+    def from_backbone(cls, backbone_fn, input_shape, psi, head_units=None, seed=None, **kwargs):
+        """Builds both networks from one backbone factory (two separate copies).
+
+        Args:
+            backbone_fn: ``fn(input_shape, seed=None, name=...) -> keras.Model``
+                from images to flat features, e.g. a value of
+                `keras_aux.architectures.BACKBONES`.
+            input_shape: image shape, e.g. ``(28, 28, 1)``.
+            psi: the hierarchy ψ.
+            head_units: hidden width of the heads (None: linear heads).
+            seed: initial-weight seed (the generator uses ``seed + 1``).
+            **kwargs: the other `MAXL` arguments.
+        """
+        from keras_aux.architectures import maxl_nets  # the architectures import models
+
+        other = None if seed is None else seed + 1
+        multitask = maxl_nets.multitask_network(
+            backbone_fn(input_shape, seed=seed, name="multitask_backbone"),
+            psi,
+            head_units=head_units,
+            seed=seed,
+        )
+        generator = maxl_nets.label_generator(
+            backbone_fn(input_shape, seed=other, name="generator_backbone"),
+            psi,
+            head_units=head_units,
+            seed=other,
+        )
+        return cls(multitask, generator, psi, **kwargs)
+
+    # ------------------------------------------------------------ validation
+    def _validate_networks(self):
+        num_primary, num_auxiliary = len(self.psi), sum(self.psi)
+        outputs = self.multitask_network.outputs
+        if isinstance(self.multitask_network.output, dict):
+            missing = {"primary", "auxiliary"} - set(self.multitask_network.output)
+            if missing:
+                raise ValueError(
+                    f"The multi-task network's output dict lacks {sorted(missing)}; it needs "
+                    "'primary' and 'auxiliary'."
+                )
+            shapes = [self.multitask_network.output[k].shape for k in ("primary", "auxiliary")]
+        elif outputs is not None and len(outputs) == 2:
+            shapes = [t.shape for t in outputs]
+        else:
+            raise ValueError(
+                "The multi-task network must output {'primary': ..., 'auxiliary': ...} "
+                "(or a two-item list, primary first)."
+            )
+        for (what, expected), shape in zip(
+            (("primary head", num_primary), ("auxiliary head", num_auxiliary)), shapes
+        ):
+            if shape[-1] != expected:
+                raise ValueError(
+                    f"ψ={list(self.psi)} needs {expected} classes on the {what} "
+                    f"({'len' if what == 'primary head' else 'sum'} ψ); the multi-task network's "
+                    f"{what} has shape {tuple(shape)}."
+                )
+        gen_shape = self.label_generator.output.shape
+        if gen_shape[-1] != num_auxiliary:
+            raise ValueError(
+                f"ψ={list(self.psi)} needs {num_auxiliary} (= sum ψ) generated classes; the label "
+                f"generator outputs shape {tuple(gen_shape)}."
+            )
+        shared = {id(v) for v in self.multitask_network.weights} & {
+            id(v) for v in self.label_generator.weights
+        }
+        if shared:
+            raise ValueError(
+                "The multi-task network and the label generator share weights; MAXL needs two "
+                "separate networks (build each from its own backbone)."
+            )
+
+    # ------------------------------------------------------------- compile
+    def compile(
+        self,
+        optimizer=None,
+        generator_optimizer=None,
+        metrics=None,
+        **kwargs,
+    ):
+        """Configures both optimisers.
+
+        Args:
+            optimizer: θ1's optimiser (multi-task network); default SGD, lr 0.01.
+            generator_optimizer: θ2's optimiser (label generator); default
+                SGD, lr 1e-3, weight decay 5e-4 (the paper's Appendix B).
+            metrics: extra metrics on the primary output (class probabilities
+                against integer labels).
+            **kwargs: `keras.Model.compile` arguments (``jit_compile``,
+                ``steps_per_execution``, ...). ``loss`` is not accepted: MAXL's
+                losses are fixed by the method.
+        """
+        if "loss" in kwargs or "loss_weights" in kwargs:
+            raise ValueError(
+                "MAXL's losses are fixed (focal loss for both tasks, entropy term); set `gamma`, "
+                "`auxiliary_weight` and `entropy_weight` on the model instead of `loss`."
+            )
+        optimizer = keras.optimizers.get(optimizer or keras.optimizers.SGD(0.01))
+        generator_optimizer = keras.optimizers.get(
+            generator_optimizer or keras.optimizers.SGD(1e-3, weight_decay=5e-4)
+        )
+        if optimizer is generator_optimizer:
+            raise ValueError("`optimizer` and `generator_optimizer` must be two optimizer objects.")
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self.generator_optimizer = generator_optimizer
+        with self.distribute_strategy.scope():
+            self._trackers = _Trackers(sum(self.psi), self.track_gradient_cosine)
+            # Built here, each on its own network only (Keras would build
+            # `optimizer` on every trainable variable, θ2 included).
+            self.optimizer.build(self.multitask_network.trainable_variables)
+            self.generator_optimizer.build(self.label_generator.trainable_variables)
+        self._compile_config.config.update(
+            generator_optimizer=keras.optimizers.serialize(generator_optimizer)
+        )
+
+    def compile_from_config(self, config):
+        """Recompiles from a `.keras` file's compile config (both optimisers)."""
+        config = dict(config)
+        generator_optimizer = config.pop("generator_optimizer", None)
+        optimizer = config.pop("optimizer", None)
+        self.compile(
+            optimizer=keras.optimizers.deserialize(optimizer) if optimizer else None,
+            generator_optimizer=(
+                keras.optimizers.deserialize(generator_optimizer) if generator_optimizer else None
+            ),
+            **{k: v for k, v in config.items() if k not in ("loss", "loss_weights")},
+        )
+
+    @property
+    def metrics(self):
+        metrics = super().metrics
+        if self._trackers is None:
+            return metrics
+        return metrics[:1] + self._trackers.training() + metrics[1:]
+
+    # ---------------------------------------------------------- the networks
+    def call(self, inputs, training=False):
+        """The primary task's class probabilities."""
+        return self._split(self.multitask_network(inputs, training=training))[0]
+
+    @staticmethod
+    def _split(outputs):
+        if isinstance(outputs, dict):
+            return outputs["primary"], outputs["auxiliary"]
+        return outputs[0], outputs[1]
+
+    def _primary_ids(self, y):
+        """Integer primary labels of shape (batch,) from ids or one-hot rows."""
+        y = tf.convert_to_tensor(y)
+        if y.shape.rank == 2 and y.shape[-1] == len(self.psi) and len(self.psi) > 1:
+            return tf.argmax(y, axis=-1, output_type=tf.int32)
+        if y.shape.rank == 2 and y.shape[-1] == 1:
+            y = tf.squeeze(y, -1)
+        if y.shape.rank != 1:
+            raise ValueError(
+                f"MAXL needs primary labels as ids of shape (batch,) or (batch, 1), or one-hot rows "
+                f"of width {len(self.psi)}; got shape {y.shape}."
+            )
+        return tf.cast(y, tf.int32)
+
+    def _generate(self, x, y, training):
+        inputs = self.label_generator._inputs_struct
+        if isinstance(inputs, dict):
+            if "primary_label" not in inputs or len(inputs) != 2:
+                raise ValueError(
+                    "A label generator with dict inputs must have exactly two: the input and "
+                    "'primary_label'."
+                )
+            (x_key,) = [k for k in inputs if k != "primary_label"]
+            return self.label_generator({x_key: x, "primary_label": y}, training=training)
+        return self.label_generator([x, y], training=training)
+
+    def generate_labels(self, x, primary_labels, batch_size=256):
+        """The soft auxiliary labels the generator assigns (inference mode), as numpy.
+
+        Args:
+            x: inputs (array or tensor).
+            primary_labels: integer primary labels of the same examples.
+        """
+        ids = self._primary_ids(primary_labels)
+        outputs = []
+        for start in range(0, int(ids.shape[0]), batch_size):
+            rows = slice(start, start + batch_size)
+            xs = keras.tree.map_structure(lambda t, rows=rows: tf.convert_to_tensor(t[rows]), x)
+            outputs.append(self._generate(xs, ids[rows], training=False))
+        return keras.ops.convert_to_numpy(tf.concat(outputs, axis=0))
+
+    # ---------------------------------------------------------------- losses
+    def _focal(self, targets, probabilities):
+        """Batch-mean focal loss, scaled for the replica's share of the batch."""
+        return scale_loss_for_distribution(
+            tf.reduce_mean(focal_loss(targets, probabilities, self.gamma))
+        )
+
+    def _entropy(self, labels):
+        """``(H, surrogate)``: ``H`` of the global batch (the batch mean of the
+        generated labels averaged over replicas), and this replica's term whose
+        gradients, summed over replicas by the optimizer, are ``∇θ2 H``.
+
+        ``∇θ2 H = (∂q̄/∂θ2)ᵀ u`` with ``u = log(q̄ + ε) + q̄ / (q̄ + ε)``; the
+        surrogate ``⟨q̄_r, u⟩ / R`` needs no gradient through a collective op
+        (whose per-replica backward order TensorFlow does not fix).
+        """
+        local = tf.reduce_mean(labels, axis=0)
+        replicas = _replicas()
+        mean = tf.stop_gradient(local)
+        if replicas > 1:
+            mean = _all_reduce_sum([mean])[0] / replicas
+        entropy = tf.reduce_sum(mean * tf.math.log(mean + EPSILON))
+        slope = tf.math.log(mean + EPSILON) + mean / (mean + EPSILON)
+        return entropy, tf.reduce_sum(local * slope) / replicas
+
+    def _inner_learning_rate(self):
+        dtype = self.multitask_network.trainable_variables[0].dtype
+        if self.inner_learning_rate is not None:
+            return tf.constant(self.inner_learning_rate, dtype)
+        return tf.cast(self.optimizer.learning_rate, dtype)
+
+    def _train_losses(self, x, y, labels, training=True):
+        """``(L_pri, L_aux, primary probabilities, auxiliary probabilities)`` at θ1."""
+        primary, auxiliary = self._split(self.multitask_network(x, training=training))
+        return self._focal(y, primary), self._focal(labels, auxiliary), primary, auxiliary
+
+    def _functional_forward(self, values, x):
+        """The multi-task network with its trainable weights replaced by
+        ``values`` (BatchNorm on batch statistics; moving averages untouched)."""
+        net = self.multitask_network
+        non_trainable = [v.value for v in net.non_trainable_variables]
+        outputs, _ = net.stateless_call(values, non_trainable, x, training=True)
+        return self._split(outputs)
+
+    # ---------------------------------------------------------------- stages
+    def apply_gradients(self, optimizer, grads, variables, all_reduced):
+        """One optimizer step; ``all_reduced`` gradients are divided by the
+        replica count, since the optimizer sums over replicas once more."""
+        replicas = _replicas()
+        if all_reduced and tf.distribute.get_replica_context() is not None and replicas > 1:
+            grads = [None if g is None else g / replicas for g in grads]
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def stage_one(self, x, y):
+        """Updates θ1 on L_pri + L_aux with the generated labels held fixed."""
+        trackers = self._trackers
+        labels = tf.stop_gradient(self._generate(x, y, training=True))
+        theta1 = self.multitask_network.trainable_variables
+        with tf.GradientTape(persistent=self.track_gradient_cosine) as tape:
+            l_pri, l_aux, primary, _ = self._train_losses(x, y, labels)
+            total = l_pri + self.auxiliary_weight * l_aux
+        if self.track_gradient_cosine:
+            g_pri = _all_reduce_sum(tape.gradient(l_pri, theta1))
+            g_aux = _all_reduce_sum(tape.gradient(l_aux, theta1))
+            del tape
+            # Heads get a None gradient from the other task: the cosine is
+            # over the shared weights only.
+            trackers.cosine.update_state(censoring_lib.cosine_similarity(g_pri, g_aux))
+            grads = [
+                None
+                if p is None and a is None
+                else (0 if p is None else p) + (0 if a is None else self.auxiliary_weight * a)
+                for p, a in zip(g_pri, g_aux)
+            ]
+            self.apply_gradients(self.optimizer, grads, theta1, all_reduced=True)
+        else:
+            self.apply_gradients(
+                self.optimizer, tape.gradient(total, theta1), theta1, all_reduced=False
+            )
+        self._update_metrics(y, primary, l_pri, l_aux, labels)
+
+    def stage_two(self, x, y):
+        """Updates θ2 on L_pri(θ1⁺) + w · H (second or first order)."""
+        grads, meta_loss, losses = self.meta_gradients(x, y)
+        self.apply_gradients(
+            self.generator_optimizer,
+            grads,
+            self.label_generator.trainable_variables,
+            all_reduced=False,
+        )
+        self._update_metrics(y, *losses)
+        self._trackers.primary_loss_after_step.update_state(
+            unscale_loss_for_distribution(meta_loss)
+        )
+
+    def meta_gradients(self, x, y):
+        """θ2's gradient of the meta objective, the primary loss after the
+        virtual step, and the stage's losses (for the metrics); applies nothing."""
+        if self.order == 2:
+            return self._second_order_gradients(x, y)
+        return self._first_order_gradients(x, y)
+
+    def _second_order_gradients(self, x, y):
+        """Exact: ``∇θ2 L_pri(θ1 − α g(θ2)) = −α J_g(θ2)ᵀ v``, ``v = ∇L_pri(θ1⁺)``.
+
+        The outer tape records the inner gradient ``g`` (the second-order
+        part); ``v`` comes from a functional forward at θ1⁺. The
+        vector-Jacobian product is taken as the gradient of ``−α⟨g, v⟩`` with
+        ``v`` held fixed, which is the same number as differentiating through
+        the virtual step and keeps every collective op out of the backward pass.
+        """
+        theta1 = self.multitask_network.trainable_variables
+        theta2 = self.label_generator.trainable_variables
+        alpha = self._inner_learning_rate()
+        with tf.GradientTape() as outer:
+            labels = self._generate(x, y, training=True)
+            with tf.GradientTape() as inner:
+                l_pri, l_aux, primary, _ = self._train_losses(x, y, labels)
+                total = l_pri + self.auxiliary_weight * l_aux
+            # Taken inside `outer`: the inner gradient stays differentiable in θ2.
+            local = inner.gradient(total, theta1)
+            with outer.stop_recording():
+                grads = _all_reduce_sum(local)
+                fast = [v.value if g is None else v - alpha * g for v, g in zip(theta1, grads)]
+                with tf.GradientTape() as fast_tape:
+                    fast_tape.watch(fast)
+                    primary_fast, _ = self._functional_forward(fast, x)
+                    meta_loss = self._focal(y, primary_fast)
+                slopes = _all_reduce_sum(fast_tape.gradient(meta_loss, fast))
+            entropy, entropy_term = self._entropy(labels)
+            products = [
+                tf.reduce_sum(g * tf.stop_gradient(s))
+                for g, s in zip(local, slopes)
+                if g is not None and s is not None
+            ]
+            surrogate = -alpha * tf.add_n(products) + self.entropy_weight * entropy_term
+        losses = (primary, l_pri, l_aux, labels, entropy)
+        return outer.gradient(surrogate, theta2), meta_loss, losses
+
+    def _virtual_sgd_step(self, variables, grads, alpha):
+        """θ1' = what θ1's optimizer would do (momentum, weight decay) for SGD,
+        else a plain gradient step (DARTS's virtual step; methods.md §3)."""
+        opt = self.optimizer
+        fast = []
+        for v, g in zip(variables, grads):
+            value = v.value
+            if g is None:
+                fast.append(value)
+                continue
+            if isinstance(opt, keras.optimizers.SGD):
+                if opt.weight_decay:
+                    value = value - alpha * opt.weight_decay * value
+                if opt.momentum:
+                    m = opt.momentums[opt._get_variable_index(v)]
+                    step = opt.momentum * m - alpha * g
+                    value = value + (opt.momentum * step - alpha * g if opt.nesterov else step)
+                    fast.append(value)
+                    continue
+            fast.append(value - alpha * g)
+        return fast
+
+    def _first_order_gradients(self, x, y):
+        theta1 = self.multitask_network.trainable_variables
+        theta2 = self.label_generator.trainable_variables
+        alpha = self._inner_learning_rate()
+        with tf.GradientTape() as generator_tape:
+            labels = self._generate(x, y, training=True)
+            fixed = tf.stop_gradient(labels)
+            with tf.GradientTape() as tape:
+                l_pri, l_aux, primary, _ = self._train_losses(x, y, fixed)
+                total = l_pri + self.auxiliary_weight * l_aux
+            grads = _all_reduce_sum(tape.gradient(total, theta1))
+            fast = self._virtual_sgd_step(theta1, grads, alpha)
+            with tf.GradientTape() as fast_tape:
+                fast_tape.watch(fast)
+                primary_fast, _ = self._functional_forward(fast, x)
+                meta_loss = self._focal(y, primary_fast)
+            with generator_tape.stop_recording():
+                direction = _all_reduce_sum(fast_tape.gradient(meta_loss, fast))
+            direction = [
+                tf.zeros_like(f) if d is None else tf.stop_gradient(d)
+                for f, d in zip(fast, direction)
+            ]
+            epsilon = 0.01 / (_global_norm(direction) + 1e-12)
+            values = [v.value for v in theta1]
+            plus = [v + epsilon * d for v, d in zip(values, direction)]
+            minus = [v - epsilon * d for v, d in zip(values, direction)]
+            # Only L_aux depends on θ2 (through the labels), and linearly: the
+            # two perturbed forwards need no backward pass through θ1.
+            _, aux_plus = self._functional_forward(plus, x)
+            _, aux_minus = self._functional_forward(minus, x)
+            difference = self._focal(labels, tf.stop_gradient(aux_plus)) - self._focal(
+                labels, tf.stop_gradient(aux_minus)
+            )
+            entropy, entropy_term = self._entropy(labels)
+            surrogate = (
+                -alpha * self.auxiliary_weight * difference / (2.0 * epsilon)
+                + self.entropy_weight * entropy_term
+            )
+        losses = (primary, l_pri, l_aux, labels, entropy)
+        return generator_tape.gradient(surrogate, theta2), meta_loss, losses
+
+    # --------------------------------------------------------------- metrics
+    def _update_metrics(self, y, primary, l_pri, l_aux, labels, entropy=None):
+        trackers = self._trackers
+        batch = tf.shape(y)[0]
+        l_pri = unscale_loss_for_distribution(l_pri)
+        l_aux = unscale_loss_for_distribution(l_aux)
+        self._loss_tracker.update_state(l_pri + self.auxiliary_weight * l_aux, sample_weight=batch)
+        trackers.primary_loss.update_state(l_pri, sample_weight=batch)
+        trackers.auxiliary_loss.update_state(l_aux, sample_weight=batch)
+        trackers.primary_accuracy.update_state(y, primary)
+        trackers.entropy.update_state(self._entropy(labels)[0] if entropy is None else entropy)
+        trackers.usage.update_state(labels)
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, primary)
+
+    def _logs(self, metrics):
+        logs = {}
+        for metric in metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                logs.update(result)
+            else:
+                logs[metric.name] = result
+        return logs
+
+    # ------------------------------------------------------------ the steps
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError("MAXL trains on (x, primary_label) batches; got no labels.")
+        if sample_weight is not None:
+            raise ValueError("MAXL does not support sample weights.")
+        return x, self._primary_ids(y)
+
+    def train_step(self, data):
+        """Stage 1 or stage 2 (paper schedule), or stage 1 then every k-th
+        step stage 2 on the same batch (interleaved)."""
+        x, y = self._unpack(data)
+        if self.schedule == "epoch":
+            # The stage is fixed per epoch: `make_train_function` keeps one
+            # traced function per stage, so no step carries the other's work.
+            if self.stage == 1:
+                self.stage_one(x, y)
+            else:
+                self.stage_two(x, y)
+        else:
+            self.stage_one(x, y)
+            if self.stage2_every == 1:
+                self.stage_two(x, y)
+            else:
+
+                def run_stage_two():
+                    self.stage_two(x, y)
+                    return tf.constant(True)
+
+                tf.cond(
+                    tf.equal(self._step_counter.value % self.stage2_every, 0),
+                    run_stage_two,
+                    lambda: tf.constant(False),
+                )
+            self._step_counter.assign_add(1)
+        return self._logs(super().metrics[:1] + self._trackers.training() + super().metrics[1:])
+
+    def test_step(self, data):
+        """Primary focal loss and accuracy (and compiled metrics) of the multi-task network."""
+        x, y = self._unpack(data)
+        primary = self(x, training=False)
+        l_pri = unscale_loss_for_distribution(self._focal(y, primary))
+        batch = tf.shape(y)[0]
+        self._loss_tracker.update_state(l_pri, sample_weight=batch)
+        self._trackers.primary_loss.update_state(l_pri, sample_weight=batch)
+        self._trackers.primary_accuracy.update_state(y, primary)
+        if self._compile_metrics is not None:
+            self._compile_metrics.update_state(y, primary)
+        return self._logs(super().metrics[:1] + self._trackers.evaluation() + super().metrics[1:])
+
+    def make_train_function(self, force=False):
+        """One traced function per stage for the paper schedule (see `train_step`)."""
+        if self.schedule != "epoch":
+            super().make_train_function(force)
+            return self.train_function
+        if self.train_function is not None and not force:
+            return self.train_function
+        functions = {}
+        for stage in (1, 2):
+            super().make_train_function(force=True)
+            functions[stage] = self.train_function
+
+        def train_function(iterator):
+            return functions[self.stage](iterator)
+
+        self.train_function = train_function
+        return train_function
+
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`; with ``schedule="epoch"`` it adds `AlternatingStages`."""
+        if self.schedule == "epoch":
+            args = list(args)
+            if len(args) > 5:
+                args[5] = [AlternatingStages(), *(args[5] or [])]
+            else:
+                kwargs["callbacks"] = [AlternatingStages(), *(kwargs.get("callbacks") or [])]
+        return super().fit(*args, **kwargs)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kw):
+        """`keras.Model.export` serving the primary task's probabilities; the
+        input signature defaults to the multi-task network's inputs."""
+        if input_signature is None and format == "tf_saved_model":
+            from keras.src.export.export_utils import get_input_signature
+
+            input_signature = get_input_signature(self.multitask_network)
+        return super().export(
+            filepath, format=format, verbose=verbose, input_signature=input_signature, **kw
+        )
+
+    # --------------------------------------------------------- serialization
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            multitask_network=keras.saving.serialize_keras_object(self.multitask_network),
+            label_generator=keras.saving.serialize_keras_object(self.label_generator),
+            psi=list(self.psi),
+            entropy_weight=self.entropy_weight,
+            auxiliary_weight=self.auxiliary_weight,
+            inner_learning_rate=self.inner_learning_rate,
+            order=self.order,
+            schedule=self.schedule,
+            stage2_every=self.stage2_every,
+            gamma=self.gamma,
+            track_gradient_cosine=self.track_gradient_cosine,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("multitask_network", "label_generator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

@@ -1,0 +1,400 @@
+"""Tests of `MAXL`: the meta-gradient against finite differences, the first
+order against the second, a stage-1 step against a hand-made one, fit in both
+orders and schedules, XLA, MirroredStrategy, save / resume / export, bad inputs."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aux.layers import HierarchicalMaskedSoftmax
+from keras_aux.models.maxl import MAXL
+from keras_aux.testing import TestCase
+
+PSI = [2, 3]
+D = 5
+
+
+def build_networks(seed=0, psi=PSI, hidden=6, generator_hidden=None):
+    """A tiny multi-task network (tanh trunk, two softmax heads) and label generator."""
+    init = lambda i: keras.initializers.GlorotUniform(seed=seed * 10 + i)  # noqa: E731
+    x = keras.Input((D,), name="x")
+    h = keras.layers.Dense(hidden, activation="tanh", kernel_initializer=init(0), name="trunk")(x)
+    multitask = keras.Model(
+        x,
+        {
+            "primary": keras.layers.Dense(
+                len(psi), activation="softmax", kernel_initializer=init(1), name="primary"
+            )(h),
+            "auxiliary": keras.layers.Dense(
+                sum(psi), activation="softmax", kernel_initializer=init(2), name="auxiliary"
+            )(h),
+        },
+        name="multitask",
+    )
+    gx = keras.Input((D,), name="image")
+    gy = keras.Input((), dtype="int32", name="primary_label")
+    g = gx
+    if generator_hidden:
+        g = keras.layers.Dense(generator_hidden, activation="relu", kernel_initializer=init(3))(g)
+    logits = keras.layers.Dense(sum(psi), kernel_initializer=init(4), name="logits")(g)
+    generator = keras.Model(
+        {"image": gx, "primary_label": gy},
+        HierarchicalMaskedSoftmax(psi)([logits, gy]),
+        name="generator",
+    )
+    return multitask, generator
+
+
+def make_data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, D)).astype(keras.config.floatx())
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int32")
+    return x, y
+
+
+def focal(targets, probs):
+    return -tf.reduce_sum(targets * (1.0 - probs) ** 2 * tf.math.log(probs + 1e-20), axis=-1)
+
+
+def meta_objective(model, x, y, alpha, entropy_weight=0.2):
+    """L_pri(θ1⁺(θ2)) + w·H(g), computed independently of MAXL: a plain
+    first-order tape for ∇θ1 L_train and weights assigned to a clone."""
+    multitask, generator = model.multitask_network, model.label_generator
+    labels = generator({"image": x, "primary_label": y})
+    onehot = tf.one_hot(y, len(PSI), dtype=labels.dtype)
+    with tf.GradientTape() as tape:
+        out = multitask(x, training=True)
+        loss = tf.reduce_mean(focal(onehot, out["primary"])) + tf.reduce_mean(
+            focal(labels, out["auxiliary"])
+        )
+    grads = tape.gradient(loss, multitask.trainable_variables)
+    clone = keras.models.clone_model(multitask)
+    clone.set_weights(multitask.get_weights())
+    for var, g in zip(clone.trainable_variables, grads):
+        var.assign(var - alpha * g)
+    meta = np.mean(focal(onehot, clone(x, training=True)["primary"]).numpy())
+    mean = np.mean(labels.numpy(), axis=0)
+    return meta + entropy_weight * np.sum(mean * np.log(mean + 1e-20))
+
+
+class MAXLTest(TestCase):
+    def tearDown(self):
+        keras.config.set_floatx("float32")
+        super().tearDown()
+
+    def compiled(self, seed=0, lr=0.1, generator_lr=0.05, **kwargs):
+        multitask, generator = build_networks(seed, generator_hidden=4)
+        model = MAXL(multitask, generator, PSI, **kwargs)
+        model.compile(keras.optimizers.SGD(lr), keras.optimizers.SGD(generator_lr))
+        return model
+
+    # ------------------------------------------------------- the gradients
+    def test_meta_gradient_matches_central_finite_differences(self):
+        keras.config.set_floatx("float64")
+        x, y = make_data(8, seed=1)
+        multitask, generator = build_networks(seed=2, generator_hidden=None)
+        model = MAXL(multitask, generator, PSI, inner_learning_rate=0.5)
+        model.compile()
+        grads, _, _ = model.meta_gradients(tf.constant(x), tf.constant(y))
+        h = 1e-6
+        for var, grad in zip(generator.trainable_variables, grads):
+            base = var.numpy()
+            numeric = np.zeros_like(base)
+            for index in np.ndindex(base.shape):
+                values = []
+                for sign in (1, -1):
+                    shifted = base.copy()
+                    shifted[index] += sign * h
+                    var.assign(shifted)
+                    values.append(meta_objective(model, x, y, alpha=0.5))
+                numeric[index] = (values[0] - values[1]) / (2 * h)
+            var.assign(base)
+            self.assertGreater(np.abs(numeric).max(), 1e-4)  # the check has teeth
+            self.assertAllClose(grad.numpy(), numeric, atol=1e-8, rtol=1e-5, msg=var.path)
+
+    def test_first_order_estimate_matches_second_order_with_plain_sgd(self):
+        """With plain SGD the virtual steps coincide and the finite difference
+        estimates the exact Hessian-vector term; the entropy gradient is in both."""
+        keras.config.set_floatx("float64")
+        x, y = make_data(8, seed=3)
+        results = []
+        for order in (2, 1):
+            multitask, generator = build_networks(seed=4, generator_hidden=3)
+            model = MAXL(multitask, generator, PSI, order=order, inner_learning_rate=0.5)
+            model.compile()
+            grads, meta_loss, _ = model.meta_gradients(tf.constant(x), tf.constant(y))
+            results.append(([g.numpy() for g in grads], float(meta_loss)))
+        (second, loss2), (first, loss1) = results
+        self.assertAlmostEqual(loss1, loss2, places=10)
+        for a, b in zip(first, second):
+            self.assertAllClose(a, b, atol=1e-6, rtol=1e-4)
+
+    def test_first_order_entropy_gradient_reaches_the_generator(self):
+        x, y = make_data(8, seed=5)
+        grads = {}
+        for weight in (0.0, 0.2):
+            multitask, generator = build_networks(seed=6)
+            model = MAXL(multitask, generator, PSI, order=1, entropy_weight=weight)
+            model.compile()
+            grads[weight] = model.meta_gradients(tf.constant(x), tf.constant(y))[0]
+        with tf.GradientTape() as tape:
+            labels = generator({"image": x, "primary_label": y})
+            mean = tf.reduce_mean(labels, 0)
+            entropy = tf.reduce_sum(mean * tf.math.log(mean + 1e-20))
+        expected = tape.gradient(entropy, generator.trainable_variables)
+        for g0, g2, e in zip(grads[0.0], grads[0.2], expected):
+            self.assertGreater(np.abs(e.numpy()).max(), 0)
+            self.assertAllClose(g2 - g0, 0.2 * e.numpy(), atol=1e-5)
+
+    def test_stage_one_is_one_sgd_step_on_primary_plus_auxiliary(self):
+        x, y = make_data(16, seed=7)
+        model = self.compiled(seed=8, lr=0.3)
+        multitask, generator = model.multitask_network, model.label_generator
+        before = [v.numpy() for v in multitask.trainable_variables]
+        labels = generator({"image": x, "primary_label": y}, training=True)
+        with tf.GradientTape() as tape:
+            out = multitask(x, training=True)
+            loss = tf.reduce_mean(focal(tf.one_hot(y, 2), out["primary"])) + tf.reduce_mean(
+                focal(labels, out["auxiliary"])
+            )
+        grads = tape.gradient(loss, multitask.trainable_variables)
+        generator_before = [v.numpy() for v in generator.trainable_variables]
+        model.stage_one(tf.constant(x), tf.constant(y))
+        for var, b, g in zip(multitask.trainable_variables, before, grads):
+            self.assertAllClose(var.numpy(), b - 0.3 * g.numpy(), atol=1e-6)
+        for var, b in zip(generator.trainable_variables, generator_before):
+            self.assertAllClose(var.numpy(), b, atol=0)
+
+    # ---------------------------------------------------------------- fit
+    def test_fit_both_orders_and_schedules_with_logs(self):
+        x, y = make_data(48)
+        for order in (2, 1):
+            for schedule in ("epoch", "interleaved"):
+                model = self.compiled(seed=1, order=order, schedule=schedule, stage2_every=2)
+                history = model.fit(
+                    x, y, batch_size=16, epochs=4, verbose=0, validation_data=(x, y)
+                ).history
+                for key in (
+                    "loss",
+                    "primary_loss",
+                    "primary_accuracy",
+                    "auxiliary_loss",
+                    "entropy",
+                    "primary_loss_after_step",
+                    "gradient_cosine",
+                    "auxiliary_usage",
+                    "val_primary_loss",
+                    "val_primary_accuracy",
+                ):
+                    self.assertEqual(len(history[key]), 4, msg=key)
+                    self.assertTrue(np.all(np.isfinite(history[key])), msg=key)
+                self.assertLess(history["primary_loss"][-1], history["primary_loss"][0])
+                self.assertTrue(0 < history["auxiliary_usage"][-1] <= 1)
+                self.assertTrue(-1 <= history["gradient_cosine"][-1] <= 1)
+
+    def test_paper_schedule_alternates_whole_epochs(self):
+        x, y = make_data(32)
+        model = self.compiled(seed=2)
+        multitask, generator = model.multitask_network, model.label_generator
+        changed = []
+
+        class Watch(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.before = [w.copy() for w in multitask.get_weights() + generator.get_weights()]
+
+            def on_epoch_end(self, epoch, logs=None):
+                after = multitask.get_weights() + generator.get_weights()
+                n = len(multitask.get_weights())
+                moved = [not np.array_equal(a, b) for a, b in zip(self.before, after)]
+                changed.append((any(moved[:n]), any(moved[n:])))
+
+        model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[Watch()])
+        # Stage 1 moves θ1 only, stage 2 θ2 only.
+        self.assertEqual(changed, [(True, False), (False, True)] * 2)
+
+    def test_xla_matches_graph_mode(self):
+        x, y = make_data(32)
+        weights = []
+        for jit in (False, True):
+            multitask, generator = build_networks(3, generator_hidden=4)
+            model = MAXL(multitask, generator, PSI, schedule="interleaved")
+            model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.05), jit_compile=jit)
+            model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+            weights.append(multitask.get_weights() + generator.get_weights())
+        for a, b in zip(*weights):
+            self.assertAllClose(a, b, atol=1e-5)
+
+    def test_mirrored_strategy_equals_one_device(self):
+        x, y = make_data(32)
+        for order in (2, 1):
+            results = []
+            for distributed in (False, True):
+                keras.backend.clear_session()
+                strategy = (
+                    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+                    if distributed
+                    else tf.distribute.get_strategy()
+                )
+                with strategy.scope():
+                    multitask, generator = build_networks(4, generator_hidden=4)
+                    model = MAXL(multitask, generator, PSI, order=order, schedule="interleaved")
+                    model.compile(keras.optimizers.SGD(0.2), keras.optimizers.SGD(0.1))
+                history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+                results.append((multitask.get_weights() + generator.get_weights(), history.history))
+            (w1, h1), (w2, h2) = results
+            for a, b in zip(w1, w2):
+                self.assertAllClose(a, b, atol=1e-5, msg=f"order {order}")
+            for key in ("primary_loss", "entropy", "primary_loss_after_step", "gradient_cosine"):
+                self.assertAllClose(h1[key], h2[key], atol=1e-5, msg=f"{key}, order {order}")
+
+    # ------------------------------------------------- save, resume, export
+    def test_save_load_keeps_both_networks_and_optimizers(self):
+        x, y = make_data(32)
+        multitask, generator = build_networks(5, generator_hidden=4)
+        model = MAXL(multitask, generator, PSI, order=1, entropy_weight=0.3)
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.9),
+            keras.optimizers.SGD(0.01, momentum=0.5, weight_decay=5e-4),
+        )
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        restored = self.run_model_saving_test(model, x)
+        self.assertEqual(
+            (restored.order, restored.entropy_weight, restored.psi), (1, 0.3, tuple(PSI))
+        )
+        self.assertAllClose(restored.generate_labels(x, y), model.generate_labels(x, y), atol=1e-6)
+        self.assertEqual(restored.generator_optimizer.momentum, 0.5)
+        for a, b in zip(
+            model.generator_optimizer.variables, restored.generator_optimizer.variables
+        ):
+            self.assertAllClose(a.numpy(), b.numpy(), atol=1e-7)
+        for a, b in zip(model.optimizer.variables, restored.optimizer.variables):
+            self.assertAllClose(a.numpy(), b.numpy(), atol=1e-7)
+
+    def test_backup_and_restore_resumes_to_the_uninterrupted_result(self):
+        x, y = make_data(32)
+
+        def fresh():
+            multitask, generator = build_networks(6, generator_hidden=4)
+            model = MAXL(multitask, generator, PSI)
+            model.compile(
+                keras.optimizers.SGD(0.1, momentum=0.9), keras.optimizers.SGD(0.05, momentum=0.9)
+            )
+            return model
+
+        reference = fresh()
+        reference.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0)
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 2:
+                    raise RuntimeError("interrupted")
+
+        backup = keras.callbacks.BackupAndRestore(os.path.join(self.get_temp_dir(), "backup"))
+        model = fresh()
+        with self.assertRaisesRegex(RuntimeError, "interrupted"):
+            model.fit(
+                x,
+                y,
+                batch_size=16,
+                epochs=4,
+                shuffle=False,
+                verbose=0,
+                callbacks=[backup, Interrupt()],
+            )
+        resumed = fresh()
+        history = resumed.fit(
+            x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[backup]
+        )
+        self.assertEqual(len(history.history["loss"]), 1)  # only epoch 3 was left
+        for a, b in zip(
+            reference.multitask_network.get_weights() + reference.label_generator.get_weights(),
+            resumed.multitask_network.get_weights() + resumed.label_generator.get_weights(),
+        ):
+            self.assertAllClose(a, b, atol=1e-6)
+
+    def test_export_serves_the_primary_task(self):
+        x, y = make_data(16)
+        model = self.compiled(seed=7)
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        path = os.path.join(self.get_temp_dir(), "exported")
+        model.export(path, verbose=False)
+        loaded = tf.saved_model.load(path)  # kept: its variables die with it
+        served = loaded.serve(tf.constant(x))
+        self.assertEqual(served.shape, (16, len(PSI)))
+        self.assertAllClose(served.numpy(), model.predict(x, verbose=0), atol=1e-6)
+        self.assertAllClose(
+            model.predict(x, verbose=0), model.multitask_network(x)["primary"], atol=1e-6
+        )
+
+    def test_generated_labels_stay_in_the_primary_block(self):
+        x, y = make_data(16)
+        labels = self.compiled(seed=8).generate_labels(x, y, batch_size=5)
+        self.assertEqual(labels.shape, (16, 5))
+        self.assertAllClose(labels.sum(-1), np.ones(16), atol=1e-6)
+        self.assertTrue(np.all(labels[y == 0][:, 2:] == 0) and np.all(labels[y == 1][:, :2] == 0))
+
+    def test_from_backbone_with_the_conv4_backbone(self):
+        from keras_aux.architectures import conv4_backbone
+
+        model = MAXL.from_backbone(
+            lambda shape, seed, name: conv4_backbone(
+                shape, filters=(4, 4, 8, 8), seed=seed, name=name
+            ),
+            (12, 12, 1),
+            [2, 1, 2],
+            seed=3,
+            order=1,
+        )
+        model.compile()
+        x = np.random.default_rng(0).random((16, 12, 12, 1)).astype("float32")
+        y = np.arange(16) % 3
+        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+        self.assertTrue(np.isfinite(history["primary_loss_after_step"][-1]))
+        weights = {id(v) for v in model.multitask_network.weights}
+        self.assertFalse(weights & {id(v) for v in model.label_generator.weights})
+        self.assertEqual(model.predict(x, verbose=0).shape, (16, 3))
+
+    def test_serialization(self):
+        multitask, generator = build_networks(9)
+        revived = self.run_serialization_test(
+            MAXL(multitask, generator, PSI, order=1, schedule="interleaved", stage2_every=3)
+        )
+        self.assertEqual(
+            (revived.order, revived.schedule, revived.stage2_every), (1, "interleaved", 3)
+        )
+
+    # ----------------------------------------------------------- bad input
+    def test_bad_inputs_are_named(self):
+        multitask, generator = build_networks(0)
+        with self.assertRaisesRegex(ValueError, "needs 3 classes on the primary head"):
+            MAXL(multitask, generator, [1, 1, 3])
+        with self.assertRaisesRegex(ValueError, "needs 6 classes on the auxiliary head"):
+            MAXL(multitask, generator, [3, 3])
+        with self.assertRaisesRegex(ValueError, "positive int"):
+            MAXL(multitask, generator, [2, 0])
+        with self.assertRaisesRegex(ValueError, "`order` must be 1 or 2"):
+            MAXL(multitask, generator, PSI, order=3)
+        with self.assertRaisesRegex(ValueError, "`schedule`"):
+            MAXL(multitask, generator, PSI, schedule="sometimes")
+        with self.assertRaisesRegex(ValueError, "share weights"):
+            shared = keras.Model(
+                {"image": multitask.input, "primary_label": generator.input["primary_label"]},
+                HierarchicalMaskedSoftmax(PSI)(
+                    [
+                        keras.layers.Dense(5)(multitask.get_layer("trunk").output),
+                        generator.input["primary_label"],
+                    ]
+                ),
+            )
+            MAXL(multitask, shared, PSI)
+        model = MAXL(multitask, generator, PSI)
+        with self.assertRaisesRegex(ValueError, "losses are fixed"):
+            model.compile(loss="mse")
+        model.compile()
+        x, y = make_data(8)
+        with self.assertRaisesRegex(ValueError, "sample weights"):
+            model.fit(x, y, sample_weight=np.ones(8), epochs=1, verbose=0)
+        with self.assertRaisesRegex(ValueError, "no labels"):
+            model.fit(x, epochs=1, verbose=0)
