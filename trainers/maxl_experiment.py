@@ -1,0 +1,295 @@
+"""MAXL and its baselines on image data, as plain functions (no flags), shared
+by `trainers/train_maxl.py` and `benchmarks/maxl_fashion.py`.
+
+Methods (Liu, Davison & Johns 2019, §4): ``single`` (primary task only),
+``human`` (a real fine label as the auxiliary target), ``random`` (a fixed,
+well-balanced random auxiliary class inside each example's primary block),
+``kmeans`` (clusters of an auto-encoder's latent code within each primary
+class, re-computed every epoch), and ``maxl`` (generated labels, meta-gradient).
+Every method uses the same backbone, focal loss (γ = 2) on the primary task
+and the same θ1 optimiser, so only the auxiliary task differs.
+
+Primary task per dataset: Fashion-MNIST is grouped into four coarse classes
+(tops / bottoms and dresses / footwear / bags, ψ = [4, 2, 3, 1],
+`keras_aux.data.images.FASHION_MNIST_COARSE`) so that the Human baseline has
+a real hierarchy; CIFAR-100 uses its 20 coarse classes (fine labels for
+Human); MNIST, CIFAR-10 and digits keep their ten classes (no Human).
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from keras_aux import baselines, hierarchy
+from keras_aux.architectures import BACKBONES, multitask_network, single_task_network
+from keras_aux.data import images
+from keras_aux.losses import FocalLoss
+from keras_aux.models import MAXL
+
+METHODS = ("maxl", "single", "human", "random", "kmeans")
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "digits")
+
+
+@dataclasses.dataclass
+class ImageTask:
+    """Train / validation / test arrays of one primary task (images float32 in [0, 1])."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+    human_psi: tuple = None  # the real hierarchy, when the dataset has one
+    human_train: np.ndarray = None  # fine labels as auxiliary classes under human_psi
+
+    @property
+    def num_primary(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return self.x_train.shape[1:]
+
+
+def _scale(x, maximum):
+    """Float32 images in [0, 1] with a channel axis."""
+    x = np.asarray(x, np.float32) / maximum
+    return x[..., None] if x.ndim == 3 else x
+
+
+def load_task(dataset, data_dir=None, train_size=None, val_size=5000, seed=0):
+    """An `ImageTask` from local files.
+
+    Args:
+        dataset: one of `DATASETS`.
+        data_dir: where the files are (see `keras_aux.data.images`).
+        train_size: training examples kept (a stratified-by-chance random
+            subset; None keeps all that are not used for validation).
+        val_size: examples held out of the training set for validation.
+        seed: subset and split seed.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {list(DATASETS)}.")
+    human_psi = fine = None
+    if dataset == "fashion_mnist":
+        (x, y_fine), (x_test, y_test_fine) = images.load_fashion_mnist(data_dir)
+        y, human_psi, fine = images.coarse_and_fine(y_fine)
+        y_test = images.coarse_and_fine(y_test_fine)[0]
+        names = list(images.FASHION_MNIST_COARSE_NAMES)
+    elif dataset == "cifar100":
+        (x, y_both), (x_test, y_test_both) = images.load_cifar100(data_dir, label_mode="both")
+        grouping = images.cifar100_grouping(y_both["coarse"], y_both["fine"])
+        y, human_psi, fine = images.coarse_and_fine(y_both["fine"], grouping)
+        y_test = images.coarse_and_fine(y_test_both["fine"], grouping)[0]
+        names = [f"coarse_{i}" for i in range(len(grouping))]
+    else:
+        loader = {
+            "mnist": images.load_mnist,
+            "cifar10": images.load_cifar10,
+            "digits": lambda _: images.load_digits(),
+        }[dataset]
+        (x, y), (x_test, y_test) = loader(data_dir)
+        names = [str(i) for i in range(10)]
+    maximum = 16.0 if dataset == "digits" else 255.0  # digits are counts in 0..16
+    order = np.random.default_rng(seed).permutation(len(x))
+    val_size = min(int(val_size), len(x) // 5)
+    val, train = order[:val_size], order[val_size:]
+    if train_size is not None:
+        if train_size > len(train):
+            raise ValueError(f"--train_size={train_size} but only {len(train)} examples remain.")
+        train = train[: int(train_size)]
+    return ImageTask(
+        _scale(x[train], maximum),
+        np.asarray(y)[train].astype(np.int64),
+        _scale(x[val], maximum),
+        np.asarray(y)[val].astype(np.int64),
+        _scale(x_test, maximum),
+        np.asarray(y_test).astype(np.int64),
+        names,
+        human_psi,
+        None if fine is None else np.asarray(fine)[train].astype(np.int64),
+    )
+
+
+def default_psi(task, method, psi=None):
+    """ψ: given, else the dataset's own hierarchy (so every method has the
+    Human baseline's auxiliary capacity), else three per primary class."""
+    if psi is not None:
+        psi = hierarchy.validate_psi(psi)
+        if len(psi) != task.num_primary:
+            raise ValueError(f"ψ has {len(psi)} entries for {task.num_primary} primary classes.")
+        if method == "human" and psi != task.human_psi:
+            raise ValueError(
+                f"The Human baseline's ψ is the dataset's own: {list(task.human_psi)}."
+            )
+        return psi
+    if method == "human" and task.human_psi is None:
+        raise ValueError("This dataset has no label hierarchy: the Human baseline needs one.")
+    return task.human_psi or (3,) * task.num_primary
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What one run trains: the method and every hyperparameter."""
+
+    method: str = "maxl"
+    backbone: str = "conv4"
+    filters: tuple = None  # conv4 widths (None: the paper's 32, 64, 128, 256)
+    psi: tuple = None
+    order: int = 2
+    schedule: str = "epoch"
+    stage2_every: int = 1
+    epochs: int = 10
+    batch_size: int = 100
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    generator_learning_rate: float = 1e-3
+    generator_weight_decay: float = 5e-4
+    entropy_weight: float = 0.2
+    seed: int = 0
+    jit_compile: bool = False
+
+
+def _backbone(config, input_shape, seed, name):
+    fn = BACKBONES[config.backbone]
+    if config.backbone == "conv4" and config.filters:
+        return fn(input_shape, filters=tuple(config.filters), seed=seed, name=name)
+    return fn(input_shape, seed=seed, name=name)
+
+
+def _theta1_optimizer(config, steps):
+    # The paper's Appendix B for the image datasets: SGD 0.1, momentum 0.9,
+    # weight decay 5e-4, cosine annealing over the run.
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(steps, 1))
+    return keras.optimizers.SGD(
+        schedule, momentum=config.momentum, weight_decay=config.weight_decay or None
+    )
+
+
+def build(config, task):
+    """``(compiled model, fit epochs, ψ)`` for one method."""
+    if config.method not in METHODS:
+        raise ValueError(f"Unknown method {config.method!r}; expected one of {list(METHODS)}.")
+    if config.backbone not in BACKBONES:
+        raise ValueError(f"Unknown backbone {config.backbone!r}; expected {sorted(BACKBONES)}.")
+    psi = default_psi(task, config.method, config.psi)
+    steps = config.epochs * int(np.ceil(len(task.x_train) / config.batch_size))
+    keras.utils.set_random_seed(config.seed)
+    shape = task.input_shape
+    if config.method == "maxl":
+        model = MAXL.from_backbone(
+            lambda s, seed, name: _backbone(config, s, seed, name),
+            shape,
+            psi,
+            seed=config.seed,
+            order=config.order,
+            schedule=config.schedule,
+            stage2_every=config.stage2_every,
+            entropy_weight=config.entropy_weight,
+        )
+        model.compile(
+            _theta1_optimizer(config, steps),
+            keras.optimizers.SGD(
+                config.generator_learning_rate,
+                weight_decay=config.generator_weight_decay or None,
+            ),
+            jit_compile=config.jit_compile,
+        )
+        # The paper's epoch is a stage-1 pass and a stage-2 pass: two fit epochs.
+        fit_epochs = config.epochs * (2 if config.schedule == "epoch" else 1)
+        return model, fit_epochs, psi
+    backbone = _backbone(config, shape, config.seed, "backbone")
+    if config.method == "single":
+        model = single_task_network(backbone, task.num_primary, seed=config.seed)
+        losses = {"primary": FocalLoss()}
+    else:
+        model = multitask_network(backbone, psi, seed=config.seed)
+        losses = {"primary": FocalLoss(), "auxiliary": FocalLoss()}
+    model.compile(
+        _theta1_optimizer(config, steps),
+        loss=losses,
+        metrics={"primary": ["sparse_categorical_accuracy"]},
+        jit_compile=config.jit_compile,
+    )
+    return model, config.epochs, psi
+
+
+def _primary_head(model):
+    """A model serving the primary probabilities only (for evaluation and export)."""
+    if isinstance(model, MAXL):
+        return model
+    return keras.Model(model.input, model.output["primary"], name=f"{model.name}_primary")
+
+
+def train(config, task, callbacks=(), verbose=0):
+    """Trains one run; returns ``(result dict, served model)``.
+
+    The result holds the test accuracy of the primary task after the last
+    epoch (no early stopping, no selection on the test set), the best
+    validation accuracy, and the seconds the training took.
+    """
+    model, fit_epochs, psi = build(config, task)
+    callbacks = list(callbacks)
+    x, y = task.x_train, task.y_train
+    start = time.perf_counter()
+    if config.method == "maxl":
+        history = model.fit(
+            x,
+            y,
+            batch_size=config.batch_size,
+            epochs=fit_epochs,
+            validation_data=(task.x_val, task.y_val),
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    else:
+        if config.method == "single":
+            data = (x, {"primary": y})
+        elif config.method in ("human", "random"):
+            labels = (
+                task.human_train
+                if config.method == "human"
+                else baselines.random_auxiliary_labels(y, psi, seed=config.seed)
+            )
+            data = (x, {"primary": y, "auxiliary": np.eye(sum(psi), dtype=np.float32)[labels]})
+        else:  # kmeans: labels in a table that a callback re-clusters every epoch
+            start_labels = baselines.random_auxiliary_labels(y, psi, seed=config.seed)
+            table = baselines.AuxiliaryLabelTable(start_labels, y, psi)
+            callbacks.append(baselines.KMeansRelabel(table, x, every=1, seed=config.seed))
+            data = (table.dataset(x, batch_size=config.batch_size, seed=config.seed),)
+        fit_kwargs = {} if config.method == "kmeans" else {"batch_size": config.batch_size}
+        val_targets = {"primary": task.y_val}
+        if config.method != "single":
+            # Keras needs a target per output: all-zero rows give an auxiliary
+            # validation loss of 0, so val_loss is the primary loss.
+            val_targets["auxiliary"] = np.zeros((len(task.y_val), sum(psi)), np.float32)
+        history = model.fit(
+            *data,
+            epochs=fit_epochs,
+            validation_data=(task.x_val, val_targets),
+            callbacks=callbacks,
+            verbose=verbose,
+            **fit_kwargs,
+        )
+    seconds = time.perf_counter() - start
+    served = _primary_head(model)
+    probabilities = served.predict(task.x_test, batch_size=1000, verbose=0)
+    test_accuracy = float(np.mean(np.argmax(probabilities, -1) == task.y_test))
+    val_key = next(k for k in history.history if k.startswith("val_") and "accuracy" in k)
+    result = {
+        **dataclasses.asdict(config),
+        "psi": list(psi),
+        "test_accuracy": test_accuracy,
+        "best_val_accuracy": float(np.max(history.history[val_key])),
+        "fit_epochs": fit_epochs,
+        "seconds": round(seconds, 1),
+    }
+    if config.method == "maxl":
+        usage = history.history.get("auxiliary_usage")
+        result["auxiliary_usage"] = float(usage[-1]) if usage else None
+    return result, served
