@@ -144,7 +144,11 @@ def main(argv):
             epochs=FLAGS.epochs,
             seed=seed,
         )
-        result, _ = maxl_experiment.train(config, tasks[seed])
+        result, served = maxl_experiment.train(config, tasks[seed])
+        if method == "maxl" and seed == 0:
+            maxl_experiment.plot_learned_labels(
+                served, tasks[seed], FLAGS.output.replace(".md", "_labels.png")
+            )
         append_row(FLAGS.csv, {**result, "method": method, "seed": seed})
         progress.update(i + 1, values=[("s/run", result["seconds"])])
         print(f"\n{method} seed {seed}: test accuracy {result['test_accuracy']:.4f}")

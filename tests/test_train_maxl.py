@@ -58,6 +58,9 @@ def test_trainer_end_to_end_on_digits(tmp_path, flags, run):
     summary = json.loads((tmp_path / "logs" / run / "result.json").read_text())
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert summary["psi"] == ([3] * 10 if "maxl" in run else [2] * 10)
+    if "maxl" in run:
+        png = tmp_path / "logs" / run / "learned_labels.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     events = [f for _, _, fs in os.walk(tmp_path / "logs" / run) for f in fs if "tfevents" in f]
     assert events, "no TensorBoard events"
     assert json.loads((tmp_path / "export" / "labels.json").read_text()) == [

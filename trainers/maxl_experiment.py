@@ -293,3 +293,37 @@ def train(config, task, callbacks=(), verbose=0):
         usage = history.history.get("auxiliary_usage")
         result["auxiliary_usage"] = float(usage[-1]) if usage else None
     return result, served
+
+
+def plot_learned_labels(model, task, path, per_class=8, max_examples=2000):
+    """A PNG grid: for every auxiliary class (one row), the training images the
+    MAXL label generator assigns to it most confidently; rows are grouped by
+    primary class (the block of ψ each auxiliary class belongs to).
+
+    Reference: Liu, Davison & Johns (2019), MAXL, Figure 6.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = task.x_train[:max_examples], task.y_train[:max_examples]
+    labels = model.generate_labels(x, y)
+    owner = hierarchy.primary_of_auxiliary(model.psi)
+    rows = len(owner)
+    fig, axes = plt.subplots(rows, per_class, figsize=(per_class * 0.9, rows * 0.95), squeeze=False)
+    for k in range(rows):
+        best = np.argsort(-labels[:, k])[:per_class]
+        share = np.mean(np.argmax(labels[y == owner[k]], -1) == k) if np.any(y == owner[k]) else 0
+        for j, ax in enumerate(axes[k]):
+            ax.axis("off")
+            if j < len(best) and labels[best[j], k] > 0:
+                image = x[best[j]]
+                ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
+        axes[k][0].set_title(
+            f"{task.class_names[owner[k]]} / aux {k} ({share:.0%})", fontsize=7, loc="left"
+        )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -95,6 +95,11 @@ def main(argv):
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
+    if FLAGS.method == "maxl":
+        plot = maxl_experiment.plot_learned_labels(
+            served, task, os.path.join(run_dir, "learned_labels.png")
+        )
+        print(f"learned auxiliary labels: {plot}")
     export_dir = FLAGS.export_dir or os.path.join("saved_models", name)
     served.export(export_dir, verbose=False)
     with open(os.path.join(export_dir, "labels.json"), "w", encoding="utf-8") as f:
