@@ -12,7 +12,7 @@ from keras_aux import censoring
 from keras_aux.censoring_test import np_combine
 from keras_aux.data.task_data import zip_tasks
 from keras_aux.models import AuxiliaryModel
-from keras_aux.testing import TestCase
+from keras_aux.testing import TestCase, mirrored_strategy
 
 N_FEATURES = 6
 N_CLASSES = 3
@@ -249,11 +249,7 @@ class AuxiliaryModelTest(TestCase):
         results = []
         for distributed in (False, True):
             keras.backend.clear_session()
-            strategy = (
-                tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-                if distributed
-                else tf.distribute.get_strategy()
-            )
+            strategy = mirrored_strategy() if distributed else tf.distribute.get_strategy()
             with strategy.scope():
                 model = compile_model(
                     build_model(seed=5, regularize=True),

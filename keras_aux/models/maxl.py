@@ -429,8 +429,10 @@ class MAXL(keras.Model):
             l_pri, l_aux, primary, _ = self._train_losses(x, y, labels)
             total = l_pri + self.auxiliary_weight * l_aux
         if self.track_gradient_cosine:
-            g_pri = _all_reduce_sum(tape.gradient(l_pri, theta1))
-            g_aux = _all_reduce_sum(tape.gradient(l_aux, theta1))
+            # One collective for both lists (the order of separate ones can
+            # differ between replicas' traces).
+            both = _all_reduce_sum(tape.gradient(l_pri, theta1) + tape.gradient(l_aux, theta1))
+            g_pri, g_aux = both[: len(theta1)], both[len(theta1) :]
             del tape
             # Heads get a None gradient from the other task: the cosine is
             # over the shared weights only.

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_aux.layers import HierarchicalMaskedSoftmax
 from keras_aux.models.maxl import MAXL
-from keras_aux.testing import TestCase
+from keras_aux.testing import TestCase, mirrored_strategy
 
 PSI = [2, 3]
 D = 5
@@ -228,26 +228,29 @@ class MAXLTest(TestCase):
 
     def test_mirrored_strategy_equals_one_device(self):
         x, y = make_data(32)
-        for order in (2, 1):
+        mirrored = mirrored_strategy()
+        for order, schedule in ((2, "interleaved"), (1, "interleaved"), (2, "epoch")):
+            case = f"order {order}, {schedule}"
             results = []
             for distributed in (False, True):
-                keras.backend.clear_session()
-                strategy = (
-                    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-                    if distributed
-                    else tf.distribute.get_strategy()
-                )
+                strategy = mirrored if distributed else tf.distribute.get_strategy()
                 with strategy.scope():
                     multitask, generator = build_networks(4, generator_hidden=4)
-                    model = MAXL(multitask, generator, PSI, order=order, schedule="interleaved")
+                    model = MAXL(multitask, generator, PSI, order=order, schedule=schedule)
                     model.compile(keras.optimizers.SGD(0.2), keras.optimizers.SGD(0.1))
                 history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
                 results.append((multitask.get_weights() + generator.get_weights(), history.history))
             (w1, h1), (w2, h2) = results
             for a, b in zip(w1, w2):
-                self.assertAllClose(a, b, atol=1e-5, msg=f"order {order}")
-            for key in ("primary_loss", "entropy", "primary_loss_after_step", "gradient_cosine"):
-                self.assertAllClose(h1[key], h2[key], atol=1e-5, msg=f"{key}, order {order}")
+                self.assertAllClose(a, b, atol=1e-5, msg=case)
+            for key in (
+                "primary_loss",
+                "entropy",
+                "primary_loss_after_step",
+                "gradient_cosine",
+                "auxiliary_usage",
+            ):
+                self.assertAllClose(h1[key], h2[key], atol=1e-5, msg=f"{key}, {case}")
 
     # ------------------------------------------------- save, resume, export
     def test_save_load_keeps_both_networks_and_optimizers(self):

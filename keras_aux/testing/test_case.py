@@ -8,6 +8,23 @@ import unittest
 import keras
 import numpy as np
 
+_MIRRORED = []
+
+
+def mirrored_strategy():
+    """The test session's one 2-replica `MirroredStrategy` over the two logical
+    CPUs that `conftest.py` configures.
+
+    Shared because TensorFlow's collective runtime caches collective instances
+    by key and every new strategy restarts its keys: a second strategy in the
+    same process can meet a cached instance of another shape.
+    """
+    import tensorflow as tf
+
+    if not _MIRRORED:
+        _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _MIRRORED[0]
+
 
 class TestCase(unittest.TestCase):
     """`unittest.TestCase` with numeric and serialization helpers."""
