@@ -379,8 +379,7 @@ class MAXL(keras.Model):
         gradients, summed over replicas by the optimizer, are ``∇θ2 H``.
 
         ``∇θ2 H = (∂q̄/∂θ2)ᵀ u`` with ``u = log(q̄ + ε) + q̄ / (q̄ + ε)``; the
-        surrogate ``⟨q̄_r, u⟩ / R`` needs no gradient through a collective op
-        (whose per-replica backward order TensorFlow does not fix).
+        surrogate ``⟨q̄_r, u⟩ / R`` needs no gradient through a collective op.
         """
         local = tf.reduce_mean(labels, axis=0)
         replicas = _replicas()
@@ -429,8 +428,7 @@ class MAXL(keras.Model):
             l_pri, l_aux, primary, _ = self._train_losses(x, y, labels)
             total = l_pri + self.auxiliary_weight * l_aux
         if self.track_gradient_cosine:
-            # One collective for both lists (the order of separate ones can
-            # differ between replicas' traces).
+            # Both lists in one all-reduce.
             both = _all_reduce_sum(tape.gradient(l_pri, theta1) + tape.gradient(l_aux, theta1))
             g_pri, g_aux = both[: len(theta1)], both[len(theta1) :]
             del tape
