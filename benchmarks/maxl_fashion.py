@@ -110,8 +110,8 @@ def plot(by_method, order, path):
         ax.bar(i, np.mean(acc), yerr=np.std(acc, ddof=1) if len(acc) > 1 else 0, capsize=4)
         ax.scatter([i] * len(acc), acc, color="k", s=10, zorder=3)
     ax.set_xticks(range(len(order)), order)
-    low = min(float(r["test_accuracy"]) for m in order for r in by_method[m])
-    ax.set_ylim(low - 0.01, None)
+    values = [float(r["test_accuracy"]) for m in order for r in by_method[m]]
+    ax.set_ylim(min(values) - 0.01, max(values) + 0.005)
     ax.set_ylabel("test accuracy (primary, 4 classes)")
     ax.set_title("Fashion-MNIST: MAXL and baselines")
     fig.tight_layout()
