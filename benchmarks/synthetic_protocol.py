@@ -217,4 +217,45 @@ def summarize(rows, output):
             f"| {situation} | {mode} | {granularity} | {alpha:g} | {lam_text} | {len(values)} | "
             f"{values[:, 0].mean():.4f} ± {std:.4f} | {values[:, 2].mean():.0f} | {values[:, 1].mean():.1f} |"
         )
-    return write_markdown(lines, output)
+    table = write_markdown(lines, output)
+    plot_summary(cells, output.replace(".md", ".png"))
+    return table
+
+
+def plot_summary(cells, path):
+    """One panel per situation: mean test MSE (± std) against λ for every
+    (mode, α), the single-task level as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    situations = [s for s in SITUATIONS if any(k[0] == s for k in cells)]
+    if not situations:
+        return None
+    fig, axes = plt.subplots(
+        1, len(situations), figsize=(4.2 * len(situations), 3.6), squeeze=False
+    )
+    for ax, situation in zip(axes[0], situations):
+        curves = {}
+        for (sit, mode, _, alpha, lam), values in cells.items():
+            if sit != situation:
+                continue
+            losses = np.array(values)[:, 0]
+            if mode == "single_task":
+                ax.axhline(losses.mean(), color="k", ls="--", lw=1, label="single task")
+                continue
+            label = mode if mode in ("multitask",) else f"{mode} α={alpha:g}"
+            curves.setdefault(label, []).append((lam, losses.mean(), losses.std(ddof=1)))
+        for label, points in sorted(curves.items()):
+            lam, mean, std = map(np.array, zip(*sorted(points)))
+            ax.errorbar(lam, mean, yerr=std, marker="o", ms=3, capsize=2, lw=1, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("λ")
+        ax.set_title(f"auxiliary task: {situation}")
+    axes[0][0].set_ylabel("test primary MSE (lower is better)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -56,6 +56,7 @@ def test_short_run_resume_and_summary(tmp_path):
     assert [sc.run_key(r) for r in rows] == [sc.run_key(row), sc.run_key({**row, "seed": 1})]
     table = sc.summarize(rows, str(tmp_path / "table.md"))
     assert "| similar | projection | global | 0.1 | 3 | 2 |" in table
+    assert (tmp_path / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_reused_compiled_model_gives_the_fresh_result():
