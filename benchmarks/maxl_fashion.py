@@ -20,15 +20,12 @@ Run: ``python -m benchmarks.maxl_fashion`` (writes
 Reference: Liu, Davison & Johns (2019), MAXL, §4 (baselines); methods.md §3.
 """
 
-import csv
-import os
-
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import write_markdown
+from benchmarks.report import append_row, read_rows, write_markdown
 from trainers import maxl_experiment
 
 FLAGS = flags.FLAGS
@@ -44,23 +41,6 @@ flags.DEFINE_string("output", "benchmarks/results/maxl_fashion.md", "Summary tab
 flags.DEFINE_bool("summarize", False, "Only rewrite the table and plot from the CSV.")
 
 FIELDS = ["method", "seed", "test_accuracy", "best_val_accuracy", "seconds", "auxiliary_usage"]
-
-
-def read_rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def append_row(path, row):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    new = not os.path.exists(path)
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k) for k in FIELDS})
 
 
 def summarize(rows, output):
@@ -149,7 +129,7 @@ def main(argv):
             maxl_experiment.plot_learned_labels(
                 served, tasks[seed], FLAGS.output.replace(".md", "_labels.png")
             )
-        append_row(FLAGS.csv, {**result, "method": method, "seed": seed})
+        append_row(FLAGS.csv, {**result, "method": method, "seed": seed}, FIELDS)
         progress.update(i + 1, values=[("s/run", result["seconds"])])
         print(f"\n{method} seed {seed}: test accuracy {result['test_accuracy']:.4f}")
     summarize(read_rows(FLAGS.csv), FLAGS.output)

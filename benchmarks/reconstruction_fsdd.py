@@ -22,7 +22,6 @@ finished runs are skipped) and a mean ± std table to
 Reference: seed 001; Le, Patterson & White (2018), "Supervised autoencoders".
 """
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import write_markdown
+from benchmarks.report import append_row, read_rows, write_markdown
 from keras_aux.architectures import compile_genre_lstm, genre_lstm
 from keras_aux.data import datasets
 from keras_aux.data.pipeline import audio_pipeline
@@ -171,10 +170,7 @@ def main(argv):
     configs = [(f"λ={float(lam):g}", float(lam), "multitask") for lam in FLAGS.lambdas]
     configs.append((f"λ=10 {FLAGS.censoring_mode}", 10.0, FLAGS.censoring_mode))
     csv_path = os.path.join(FLAGS.output_dir, "reconstruction_fsdd.csv")
-    rows = []
-    if os.path.exists(csv_path):
-        with open(csv_path, encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+    rows = read_rows(csv_path)
     done = {(r["config"], int(r["seed"])) for r in rows}
     todo = [
         (c, lam, mode, seed)
@@ -188,12 +184,7 @@ def main(argv):
     progress = keras.utils.Progbar(len(todo), unit_name="run")
     for i, (config, lam, mode, seed) in enumerate(todo):
         row = run(config, lam, mode, seed, data)
-        new_file = not os.path.exists(csv_path)
-        with open(csv_path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(csv_path, row, FIELDS)
         rows.append(row)
         progress.update(i + 1, values=[("test_acc", float(row["test_accuracy"]))])
     write_summary(rows, FLAGS.output_dir, configs)

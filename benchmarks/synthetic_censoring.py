@@ -40,7 +40,8 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.synthetic_protocol import append_run, grid, read_runs, run_key, run_one, summarize
+from benchmarks.report import read_rows
+from benchmarks.synthetic_protocol import append_run, grid, run_key, run_one, summarize
 from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 
 FLAGS = flags.FLAGS
@@ -72,7 +73,7 @@ def main(argv):
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     if FLAGS.summarize:
-        summarize(read_runs(FLAGS.csv), FLAGS.output)
+        summarize(read_rows(FLAGS.csv), FLAGS.output)
         return
     if not 0 <= FLAGS.chunk < FLAGS.num_chunks:
         raise app.UsageError("Need 0 <= --chunk < --num_chunks.")
@@ -86,7 +87,7 @@ def main(argv):
         FLAGS.granularity,
         FLAGS.seeds,
     )
-    done = {run_key(r) for r in read_runs(FLAGS.csv)}
+    done = {run_key(r) for r in read_rows(FLAGS.csv)}
     mine = [
         r
         for i, r in enumerate(runs)
@@ -115,7 +116,7 @@ def main(argv):
             {**r, "test_loss": f"{test_loss:.6f}", "epochs": epochs, "seconds": f"{seconds:.2f}"},
         )
         progress.update(i + 1, values=[("s/run", seconds)])
-    summarize(read_runs(FLAGS.csv), FLAGS.output)
+    summarize(read_rows(FLAGS.csv), FLAGS.output)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,13 @@ See `benchmarks/synthetic_censoring.py` for the command line and methods.md
 §2 / Lemaire (2018) for the protocol.
 """
 
-import csv
-import fcntl
-import os
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.report import write_markdown
+from benchmarks.report import append_row, write_markdown
 from keras_aux.architectures import auxiliary_mlp
 from keras_aux.data import zip_tasks
 from keras_aux.data.synthetic_tasks import SITUATIONS
@@ -164,27 +161,9 @@ def run_one(data, situation, mode, granularity, alpha, lam, seed, max_epochs=100
     return float(test_loss), len(history.history["loss"]), time.perf_counter() - start
 
 
-def read_runs(path):
-    """Rows of the CSV (empty if it does not exist)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def append_run(path, row):
-    """Appends one row under an exclusive lock (several chunks may write)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            f.seek(0, os.SEEK_END)
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            if f.tell() == 0:
-                writer.writeheader()
-            writer.writerow(row)
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """Appends one run to the CSV (several chunks may write at once)."""
+    append_row(path, row, FIELDS)
 
 
 def summarize(rows, output):

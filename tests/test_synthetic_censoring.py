@@ -4,6 +4,7 @@
 import numpy as np
 
 from benchmarks import synthetic_protocol as sc
+from benchmarks.report import read_rows
 from keras_aux.data.synthetic_tasks import make_synthetic_tasks
 
 
@@ -52,7 +53,7 @@ def test_short_run_resume_and_summary(tmp_path):
         path, {**row, "test_loss": f"{loss:.6f}", "epochs": epochs, "seconds": f"{seconds:.2f}"}
     )
     sc.append_run(path, {**row, "seed": 1, "test_loss": "0.5", "epochs": 3, "seconds": "1.0"})
-    rows = sc.read_runs(path)
+    rows = read_rows(path)
     assert [sc.run_key(r) for r in rows] == [sc.run_key(row), sc.run_key({**row, "seed": 1})]
     table = sc.summarize(rows, str(tmp_path / "table.md"))
     assert "| similar | projection | global | 0.1 | 3 | 2 |" in table
