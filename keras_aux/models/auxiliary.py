@@ -19,10 +19,7 @@ from keras.src.losses.losses import LossFunctionWrapper
 
 from keras_aux import censoring as censoring_lib
 from keras_aux.data.task_data import TaskData
-
-
-def _replicas():
-    return tf.distribute.get_strategy().num_replicas_in_sync
+from keras_aux.models import distribution
 
 
 def _resolve_loss(identifier, task):
@@ -391,13 +388,10 @@ class AuxiliaryModel(keras.Model):
 
     def all_reduce_gradients(self, primary, auxiliary):
         """Sums each task's gradients over replicas, before (non-linear) censoring."""
-        context = tf.distribute.get_replica_context()
-        if context is None or _replicas() == 1:
-            return primary, auxiliary
-        lists = [primary] + auxiliary
-        flat = [censoring_lib._dense(g) for grads in lists for g in grads if g is not None]
-        reduced = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, flat))
-        lists = [[None if g is None else next(reduced) for g in grads] for grads in lists]
+        reduced = iter(
+            distribution.all_reduce_sum([g for grads in [primary, *auxiliary] for g in grads])
+        )
+        lists = [[next(reduced) for _ in grads] for grads in [primary, *auxiliary]]
         return lists[0], lists[1:]
 
     def combine_gradients(self, primary, auxiliary):
@@ -411,12 +405,7 @@ class AuxiliaryModel(keras.Model):
     def apply_gradients(self, grads, variables, all_reduced=True):
         """One optimizer step (None entries skipped). ``all_reduced``: the
         gradients were already summed over replicas by `all_reduce_gradients`."""
-        replicas = _replicas()
-        if all_reduced and tf.distribute.get_replica_context() is not None and replicas > 1:
-            # The optimizer sums over replicas once more.
-            grads = [None if g is None else g / replicas for g in grads]
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        distribution.apply_gradients(self.optimizer, grads, variables, all_reduced)
 
     def update_task_metrics(self, task_losses, batch_size, primary=None, auxiliary=None):
         """Updates the total, per-task loss and (when gradients are given) cosine trackers."""
@@ -442,16 +431,7 @@ class AuxiliaryModel(keras.Model):
             for t, m in self._tasks.loss_trackers.items()
             if tasks is not None and t not in tasks
         }
-        logs = {}
-        for metric in self.metrics:
-            if id(metric) in skip:
-                continue
-            result = metric.result()
-            if isinstance(result, dict):
-                logs.update(result)
-            else:
-                logs[metric.name] = result
-        return logs
+        return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
 
     @staticmethod
     def _batch_size(x):

@@ -24,26 +24,9 @@ from keras_aux import censoring as censoring_lib
 from keras_aux import hierarchy
 from keras_aux.losses.focal import EPSILON, focal_loss
 from keras_aux.metrics import AuxiliaryClassUsage, HeldMean
+from keras_aux.models import distribution
 
 SCHEDULES = ("epoch", "interleaved")
-
-
-def _replicas():
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _all_reduce_sum(values):
-    """Sums tensors over replicas (differentiable; identity on one device)."""
-    context = tf.distribute.get_replica_context()
-    if context is None or _replicas() == 1:
-        return values
-    present = [v for v in values if v is not None]
-    reduced = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
-    return [None if v is None else next(reduced) for v in values]
-
-
-def _global_norm(tensors):
-    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors if t is not None]))
 
 
 class _Trackers:
@@ -382,10 +365,10 @@ class MAXL(keras.Model):
         surrogate ``⟨q̄_r, u⟩ / R`` needs no gradient through a collective op.
         """
         local = tf.reduce_mean(labels, axis=0)
-        replicas = _replicas()
+        replicas = distribution.num_replicas()
         mean = tf.stop_gradient(local)
         if replicas > 1:
-            mean = _all_reduce_sum([mean])[0] / replicas
+            mean = distribution.all_reduce_sum([mean])[0] / replicas
         entropy = tf.reduce_sum(mean * tf.math.log(mean + EPSILON))
         slope = tf.math.log(mean + EPSILON) + mean / (mean + EPSILON)
         return entropy, tf.reduce_sum(local * slope) / replicas
@@ -411,13 +394,8 @@ class MAXL(keras.Model):
 
     # ---------------------------------------------------------------- stages
     def apply_gradients(self, optimizer, grads, variables, all_reduced):
-        """One optimizer step; ``all_reduced`` gradients are divided by the
-        replica count, since the optimizer sums over replicas once more."""
-        replicas = _replicas()
-        if all_reduced and tf.distribute.get_replica_context() is not None and replicas > 1:
-            grads = [None if g is None else g / replicas for g in grads]
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        """One step of ``optimizer`` (see `distribution.apply_gradients`)."""
+        distribution.apply_gradients(optimizer, grads, variables, all_reduced)
 
     def stage_one(self, x, y):
         """Updates θ1 on L_pri + L_aux with the generated labels held fixed."""
@@ -429,7 +407,9 @@ class MAXL(keras.Model):
             total = l_pri + self.auxiliary_weight * l_aux
         if self.track_gradient_cosine:
             # Both lists in one all-reduce.
-            both = _all_reduce_sum(tape.gradient(l_pri, theta1) + tape.gradient(l_aux, theta1))
+            both = distribution.all_reduce_sum(
+                tape.gradient(l_pri, theta1) + tape.gradient(l_aux, theta1)
+            )
             g_pri, g_aux = both[: len(theta1)], both[len(theta1) :]
             del tape
             # Heads get a None gradient from the other task: the cosine is
@@ -489,13 +469,13 @@ class MAXL(keras.Model):
             # Taken inside `outer`: the inner gradient stays differentiable in θ2.
             local = inner.gradient(total, theta1)
             with outer.stop_recording():
-                grads = _all_reduce_sum(local)
+                grads = distribution.all_reduce_sum(local)
                 fast = [v.value if g is None else v - alpha * g for v, g in zip(theta1, grads)]
                 with tf.GradientTape() as fast_tape:
                     fast_tape.watch(fast)
                     primary_fast, _ = self._functional_forward(fast, x)
                     meta_loss = self._focal(y, primary_fast)
-                slopes = _all_reduce_sum(fast_tape.gradient(meta_loss, fast))
+                slopes = distribution.all_reduce_sum(fast_tape.gradient(meta_loss, fast))
             entropy, entropy_term = self._entropy(labels)
             products = [
                 tf.reduce_sum(g * tf.stop_gradient(s))
@@ -538,19 +518,19 @@ class MAXL(keras.Model):
             with tf.GradientTape() as tape:
                 l_pri, l_aux, primary, _ = self._train_losses(x, y, fixed)
                 total = l_pri + self.auxiliary_weight * l_aux
-            grads = _all_reduce_sum(tape.gradient(total, theta1))
+            grads = distribution.all_reduce_sum(tape.gradient(total, theta1))
             fast = self._virtual_sgd_step(theta1, grads, alpha)
             with tf.GradientTape() as fast_tape:
                 fast_tape.watch(fast)
                 primary_fast, _ = self._functional_forward(fast, x)
                 meta_loss = self._focal(y, primary_fast)
             with generator_tape.stop_recording():
-                direction = _all_reduce_sum(fast_tape.gradient(meta_loss, fast))
+                direction = distribution.all_reduce_sum(fast_tape.gradient(meta_loss, fast))
             direction = [
                 tf.zeros_like(f) if d is None else tf.stop_gradient(d)
                 for f, d in zip(fast, direction)
             ]
-            epsilon = 0.01 / (_global_norm(direction) + 1e-12)
+            epsilon = 0.01 / (tf.linalg.global_norm(direction) + 1e-12)
             values = [v.value for v in theta1]
             plus = [v + epsilon * d for v, d in zip(values, direction)]
             minus = [v - epsilon * d for v, d in zip(values, direction)]
@@ -583,16 +563,6 @@ class MAXL(keras.Model):
         trackers.usage.update_state(labels)
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, primary)
-
-    def _logs(self, metrics):
-        logs = {}
-        for metric in metrics:
-            result = metric.result()
-            if isinstance(result, dict):
-                logs.update(result)
-            else:
-                logs[metric.name] = result
-        return logs
 
     # ------------------------------------------------------------ the steps
     def _unpack(self, data):
@@ -630,7 +600,7 @@ class MAXL(keras.Model):
                     lambda: tf.constant(False),
                 )
             self._step_counter.assign_add(1)
-        return self._logs(super().metrics[:1] + self._trackers.training() + super().metrics[1:])
+        return distribution.metric_logs(self.metrics)
 
     def test_step(self, data):
         """Primary focal loss and accuracy (and compiled metrics) of the multi-task network."""
@@ -643,7 +613,9 @@ class MAXL(keras.Model):
         self._trackers.primary_accuracy.update_state(y, primary)
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, primary)
-        return self._logs(super().metrics[:1] + self._trackers.evaluation() + super().metrics[1:])
+        return distribution.metric_logs(
+            super().metrics[:1] + self._trackers.evaluation() + super().metrics[1:]
+        )
 
     def make_train_function(self, force=False):
         """One traced function per stage for the paper schedule (see `train_step`)."""

@@ -1,0 +1,52 @@
+"""What the train steps of keras-aux share: summing per-replica values under a
+`tf.distribute` strategy before a non-linear use, applying gradients summed
+that way, and turning metrics into logs.
+
+A strategy's optimizer sums gradients over replicas itself; censoring (Du et
+al. 2018; Lemaire 2018) and MAXL's virtual step (Liu et al. 2019) need the
+global gradient *before* that, so they sum it here and divide it back before
+the optimizer's own sum.
+"""
+
+import tensorflow as tf
+
+from keras_aux import censoring as censoring_lib
+
+
+def num_replicas():
+    """Replicas of the current strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def all_reduce_sum(values):
+    """Sums a list of tensors (None kept in place) over replicas in one
+    all-reduce; the identity on one device or outside a replica context."""
+    context = tf.distribute.get_replica_context()
+    if context is None or num_replicas() == 1:
+        return values
+    present = [censoring_lib._dense(v) for v in values if v is not None]
+    reduced = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+    return [None if v is None else next(reduced) for v in values]
+
+
+def apply_gradients(optimizer, grads, variables, all_reduced):
+    """One ``optimizer`` step (None gradients skipped). ``all_reduced``
+    gradients (from `all_reduce_sum`) are divided by the replica count, since
+    the optimizer sums over replicas once more."""
+    replicas = num_replicas()
+    if all_reduced and tf.distribute.get_replica_context() is not None and replicas > 1:
+        grads = [None if g is None else g / replicas for g in grads]
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+
+def metric_logs(metrics):
+    """``{name: result}`` of ``metrics``; dict results (compiled metrics) are merged in."""
+    logs = {}
+    for metric in metrics:
+        result = metric.result()
+        if isinstance(result, dict):
+            logs.update(result)
+        else:
+            logs[metric.name] = result
+    return logs
