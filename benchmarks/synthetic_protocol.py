@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from benchmarks.report import append_row, write_markdown
 from keras_aux.architectures import auxiliary_mlp
-from keras_aux.data import zip_tasks
+from keras_aux.models import zip_tasks
 from keras_aux.data.synthetic_tasks import SITUATIONS
 
 FIELDS = [

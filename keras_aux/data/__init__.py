@@ -31,4 +31,4 @@ from keras_aux.data.images import (  # noqa: F401
     load_mnist,
     read_idx,
 )
-from keras_aux.data.task_data import TaskData, zip_tasks  # noqa: F401
+from keras_aux.models.task_data import TaskData, zip_tasks  # noqa: F401

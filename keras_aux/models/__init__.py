@@ -2,5 +2,6 @@
 
 from keras_aux.models.auxiliary import AuxiliaryModel
 from keras_aux.models.maxl import MAXL, AlternatingStages
+from keras_aux.models.task_data import TaskData, zip_tasks
 
-__all__ = ["MAXL", "AlternatingStages", "AuxiliaryModel"]
+__all__ = ["MAXL", "AlternatingStages", "AuxiliaryModel", "TaskData", "zip_tasks"]

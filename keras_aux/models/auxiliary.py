@@ -18,7 +18,7 @@ from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_
 from keras.src.losses.losses import LossFunctionWrapper
 
 from keras_aux import censoring as censoring_lib
-from keras_aux.data.task_data import TaskData
+from keras_aux.models.task_data import TaskData
 from keras_aux.models import distribution
 
 

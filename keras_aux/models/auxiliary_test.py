@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_aux import censoring
 from keras_aux.censoring_test import np_combine
-from keras_aux.data.task_data import zip_tasks
+from keras_aux.models.task_data import zip_tasks
 from keras_aux.models import AuxiliaryModel
 from keras_aux.testing import TestCase, mirrored_strategy
 
