@@ -18,7 +18,7 @@ backward pass in stage 1); one row with it on shows its price.
 
 Run: ``python -m benchmarks.maxl_cost`` (writes ``benchmarks/results/maxl_cost.md``).
 
-Reference: Liu, Davison & Johns (2019), MAXL; methods.md §3.
+Reference: Liu, Davison & Johns (2019), MAXL; docs/maxl.md.
 """
 
 import os

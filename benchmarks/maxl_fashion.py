@@ -17,7 +17,7 @@ skipped. ``--summarize`` only rewrites the table and plot.
 Run: ``python -m benchmarks.maxl_fashion`` (writes
 ``benchmarks/results/maxl_fashion.{csv,md,png}``).
 
-Reference: Liu, Davison & Johns (2019), MAXL, §4 (baselines); methods.md §3.
+Reference: Liu, Davison & Johns (2019), MAXL, §4 (baselines); docs/maxl.md#baselines.
 """
 
 import keras

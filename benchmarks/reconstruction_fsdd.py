@@ -7,7 +7,7 @@ Protocol (one run per configuration and seed):
   speaker and digit; validation (best-epoch checkpoint): takes 45–49; test:
   the official test takes 0–4 (300 clips). 16 kHz, 1 s (zero-padded),
   log-mel exactly as the genre front end; whole clips, no crops.
-- Model: the genre LSTM of methods.md §1 unchanged (BiLSTM 2×128, dropout
+- Model: the genre LSTM of docs/reconstruction.md#network unchanged (BiLSTM 2×128, dropout
   0.3), 10 classes. Adam ``--learning_rate`` × 0.97 per epoch, batch 16,
   ``--epochs`` epochs, weights of the best validation accuracy restored.
 - Configurations: λ ∈ ``--lambdas`` with plain multitask, plus λ = 10 with
@@ -126,7 +126,7 @@ def write_summary(rows, output_dir, configs):
         "# Reconstruction auxiliary loss on FSDD (low-data regime)",
         "",
         f"`python -m benchmarks.reconstruction_fsdd --train_takes={FLAGS.train_takes} --epochs={FLAGS.epochs} "
-        f"--seeds={FLAGS.seeds}`: genre LSTM of methods.md §1 on FSDD digits, "
+        f"--seeds={FLAGS.seeds}`: genre LSTM of docs/reconstruction.md#network on FSDD digits, "
         f"{FLAGS.train_takes * 60} training clips ({FLAGS.train_takes} takes × 6 speakers × 10 digits), "
         "validation takes 45–49 (best-epoch checkpoint), official test takes 0–4 (300 clips). "
         f"Adam {FLAGS.learning_rate:g} × 0.97/epoch, batch 16. Test accuracy, mean ± std over seeds.",

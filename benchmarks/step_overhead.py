@@ -1,26 +1,90 @@
-"""Train-step cost of `AuxiliaryModel` under each censoring mode, relative to
-the same network compiled as a plain Keras multi-output model (sum of
-λ-weighted losses), with and without XLA, in one run.
+"""Cost of a censored train step: time and memory of `AuxiliaryModel` under each
+censoring method, against the plain Keras multi-output step of the same network
+and against the floor every censored step has, with and without XLA, in one run.
 
-Every configuration is timed in interleaved rounds (round-robin over the
+Three measures (issue 10 §6):
+
+1. **Step time per censoring method** (``--models``, ``--xla``): every method of
+   `keras_aux.censoring.NAMES` with its default `compile` settings (so
+   ``single_task`` takes one backward pass and the other methods one per task,
+   the cosine metric included), plus ``multitask`` without the cosine metric
+   (one backward pass of the weighted total) and ``projection`` judged against
+   a moving average of the primary gradient (α = 0.01). Two references:
+
+   - *plain keras*: the same network as a `keras.Model` compiled with the sum
+     of λ-weighted losses (one backward pass);
+   - *the floor*: a bare train step of the same network (`FloorModel`, a
+     `keras.Model` whose ``train_step`` is compiled into a `tf.function` with
+     the same ``jit_compile``): one forward pass under a persistent tape, one
+     ``tape.gradient`` per task (primary loss, then each λ-weighted auxiliary
+     loss), and the sum applied with the same optimizer (Adam). The update is
+     applied because every censored step applies one: the floor is the
+     cheapest step that takes the gradients a censored step takes, so "ratio
+     to floor" is what the censoring arithmetic, the metrics and the
+     bookkeeping of `AuxiliaryModel` add. A one-backward-pass floor (gradient
+     of the weighted total) is the reference of the one-pass configurations
+     (``single_task``, ``multitask`` without cosine) and shows what Keras's
+     own step (its loss and metric bookkeeping) adds to the plain one.
+
+2. **Growth with the number of auxiliary tasks** (``--scaling_k``): the ``mlp``
+   trunk with K auxiliary heads, K = 1, 4, 8, for plain Keras, the floor
+   (1 + K backward passes), ``multitask`` (cosine on), ``projection``,
+   ``pcgrad`` and ``single_task``.
+
+3. **Peak memory of a step** (``--memory_k``): each configuration runs alone in
+   a fresh subprocess (``--probe``) whose CPU device allocates through a BFC
+   allocator (``TF_CPU_ALLOCATOR_USE_BFC=true``). Its statistics
+   (`tf.config.experimental.get_memory_info("CPU:0")`) give, after the warm-up
+   steps, the bytes held (weights, optimizer slots, censoring state) and,
+   after `reset_memory_stats`, the peak over ``--memory_steps`` steps: "step
+   peak" is that peak minus the bytes held before the steps, i.e. the
+   activations, gradients and temporaries of a step, every tensor counted
+   (rounded up to 256 bytes). TensorFlow's default CPU allocator (oneDNN's)
+   also reports statistics, but only for allocations of 256 KiB or more: on
+   the mlp, whose tensors are all smaller, it reports 0. Limits: only tensors
+   from TensorFlow's CPU allocator are counted, not Python objects, graphs,
+   or memory a kernel library allocates by itself. The process's peak
+   resident set (`resource.getrusage` ``ru_maxrss``, a high-water mark) is
+   reported too, as its increase from before the first step to after the
+   last: it covers everything, tracing and XLA compilation included, but on
+   a ~1 GB TensorFlow process it moves in pages and malloc arenas, too
+   coarsely for a small network.
+
+Every timed configuration is timed in interleaved rounds (round-robin over the
 configurations) so that the machine's background load hits all of them alike;
-the table reports the median step time and its ratio to the plain step of the
-same network and XLA setting.
+the tables report the median step time. Ratios are taken within the same
+network, XLA setting and number of auxiliary tasks.
 
-Two networks:
+Networks:
 - ``mlp``: the synthetic experiment of Lemaire (2018): 250 inputs, four shared
-  Dense(100, ReLU), two linear Dense(100) heads, MSE, batch 100.
+  Dense(100, ReLU), a linear Dense(100) primary head and K linear Dense(100)
+  auxiliary heads, MSE, batch 100.
 - ``lstm``: a reduced genre-LSTM (seed 001) shape: 128 frames × 64 mel bands,
   one BiLSTM(64), max over time → Dense classifier, per-frame Dense
-  reconstruction of the input, batch 32.
+  reconstruction of the input, batch 32 (one auxiliary task).
 
 Run: ``python -m benchmarks.step_overhead`` (writes
-``benchmarks/results/step_overhead.md``).
+``benchmarks/results/step_overhead.md``; about 10-15 minutes on 2 CPU cores).
+Smoke run: ``--rounds=1 --steps=2 --warmup=1``.
+
+References:
+    Lemaire (2018), "Auxiliary tasks in deep learning: projecting the auxiliary
+    gradient" (projection, moving average of the primary gradient).
+    Du et al. (2018), "Adapting Auxiliary Losses Using Gradient Similarity",
+    arXiv:1812.02224 (unweighted / weighted cosine).
+    Yu et al. (2020), "Gradient Surgery for Multi-Task Learning", NeurIPS
+    (PCGrad). See docs/censoring.md.
 """
 
+import dataclasses
+import gc
+import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import keras
@@ -32,36 +96,50 @@ from benchmarks.report import write_markdown
 from keras_aux import AuxiliaryModel, censoring
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["mlp", "lstm"], "Networks to time.")
-flags.DEFINE_list("xla", ["false", "true"], "jit_compile settings to time.")
+flags.DEFINE_list("models", ["mlp", "lstm"], "Networks of the per-method table.")
+flags.DEFINE_list("xla", ["false", "true"], "jit_compile settings of the per-method table.")
+flags.DEFINE_list("scaling_k", ["1", "4", "8"], "Numbers of auxiliary tasks (mlp); empty: skip.")
+flags.DEFINE_list("scaling_xla", ["false"], "jit_compile settings of the scaling table.")
+flags.DEFINE_list("memory_k", ["1", "4", "8"], "Numbers of auxiliary tasks (mlp); empty: skip.")
+flags.DEFINE_list(
+    "memory_configs", ["plain", "floor", "projection", "pcgrad"], "Configurations (keys) measured."
+)
+flags.DEFINE_integer("memory_steps", 10, "Steps per memory measurement (after the warm-up).")
+flags.DEFINE_bool("memory_xla", False, "jit_compile of the memory measurements.")
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
 flags.DEFINE_integer("steps", 20, "Timed steps per configuration per round.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per configuration (tracing, XLA compile).")
 flags.DEFINE_string("output", "benchmarks/results/step_overhead.md", "Markdown table path.")
+flags.DEFINE_string(
+    "probe", None, "Internal: 'network,K,config,xla' — measure one configuration's memory."
+)
 
 LAMBDA = 1.0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MIB = 2.0**20
 
 
-def mlp_graph():
+# ------------------------------------------------------------------ networks
+def mlp_graph(k=1):
+    """Lemaire's synthetic network with ``k`` auxiliary heads."""
     x = keras.Input((250,), name="x")
     h = x
     for i in range(4):
         h = keras.layers.Dense(100, activation="relu", name=f"shared_{i}")(h)
-    outputs = {
-        "primary": keras.layers.Dense(100, name="primary")(h),
-        "auxiliary": keras.layers.Dense(100, name="auxiliary")(h),
-    }
-    losses = {"primary": "mse", "auxiliary": "mse"}
+    names = ["auxiliary"] if k == 1 else [f"auxiliary_{i}" for i in range(k)]
+    outputs = {"primary": keras.layers.Dense(100, name="primary")(h)}
+    outputs.update({t: keras.layers.Dense(100, name=t)(h) for t in names})
+    losses = {t: "mse" for t in outputs}
     rng = np.random.default_rng(0)
     data_x = rng.uniform(size=(100, 250)).astype("float32")
-    y = {
-        "primary": rng.normal(size=(100, 100)).astype("float32"),
-        "auxiliary": rng.normal(size=(100, 100)).astype("float32"),
-    }
+    y = {t: rng.normal(size=(100, 100)).astype("float32") for t in outputs}
     return x, outputs, losses, data_x, y, {}
 
 
-def lstm_graph():
+def lstm_graph(k=1):
+    """The reduced genre-LSTM: one auxiliary task (reconstruction of the input)."""
+    if k != 1:
+        raise ValueError("The lstm network has one auxiliary task.")
     x = keras.Input((128, 64), name="mel")
     h = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)
     pooled = keras.layers.GlobalMaxPooling1D()(h)
@@ -79,22 +157,124 @@ def lstm_graph():
 
 GRAPHS = {"mlp": mlp_graph, "lstm": lstm_graph}
 
-# (label, censoring mode or None for the plain model, ema_alpha, track_gradient_cosine)
-CONFIGS = (
-    [("plain keras", None, 1.0, False), ("multitask, no cosine metric", "multitask", 1.0, False)]
-    + [(m, m, 1.0, True) for m in censoring.MODES]
-    + [("projection, EMA α=0.01", "projection", 0.01, True)]
-)
+
+# ----------------------------------------------------------- configurations
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One timed configuration.
+
+    Attributes:
+        key: short name (flags, subprocess probes).
+        label: name in the tables.
+        kind: ``"plain"`` (keras.Model), ``"floor"`` (`FloorModel`) or
+            ``"auxiliary"`` (`AuxiliaryModel`).
+        mode: censoring name, for ``"auxiliary"``.
+        ema_alpha: `compile(ema_alpha=...)`.
+        track_cosine: `compile(track_gradient_cosine=...)`; None: the default.
+        per_task: for ``"floor"``: one backward pass per task (else one of
+            the weighted total).
+    """
+
+    key: str
+    label: str
+    kind: str
+    mode: str | None = None
+    ema_alpha: float = 1.0
+    track_cosine: bool | None = None
+    per_task: bool = True
+
+    def backward_passes(self, k):
+        """Backward passes of one step with ``k`` auxiliary tasks (the rule of
+        `AuxiliaryTrainer`'s step: one of the weighted total or of the primary
+        objective when nothing reads the auxiliary gradients separately)."""
+        if self.kind == "plain":
+            return 1
+        if self.kind == "floor":
+            return 1 + k if self.per_task else 1
+        censor = censoring.get(self.mode, ema_alpha=self.ema_alpha)
+        track = censor.needs_auxiliary_gradients if self.track_cosine is None else self.track_cosine
+        if not track and (not censor.needs_auxiliary_gradients or censor.is_linear):
+            return 1
+        return 1 + k
 
 
-def build(graph_fn, config, jit):
+PLAIN = Config("plain", "plain keras", "plain")
+FLOOR_1 = Config("floor_1", "floor: bare step, 1 backward pass", "floor", per_task=False)
+FLOOR = Config("floor", "floor: bare step, 1 backward pass per task", "floor")
+CONFIGS = {
+    c.key: c
+    for c in [
+        PLAIN,
+        FLOOR_1,
+        FLOOR,
+        Config("multitask_no_cosine", "multitask, no cosine metric", "auxiliary", "multitask",
+               track_cosine=False),
+        *[Config(name, name, "auxiliary", name) for name in censoring.NAMES],
+        Config("projection_ema", "projection, EMA α=0.01", "auxiliary", "projection", 0.01),
+    ]
+}  # fmt: skip
+METHOD_TABLE = list(CONFIGS)
+SCALING_TABLE = ["plain", "floor_1", "floor", "single_task", "multitask", "projection", "pcgrad"]
+
+
+class FloorModel(keras.Model):
+    """The floor of a censored step: one forward pass under a persistent tape,
+    one ``tape.gradient`` per task (or one of the weighted total), the sum
+    applied with the compiled optimizer; no censoring, metrics or state.
+
+    Built like a functional model, plus ``task_losses`` (``[(task, loss
+    function, weight)]``, primary first) and ``per_task``.
+    """
+
+    def __init__(self, inputs, outputs, *, task_losses, per_task, **kwargs):
+        super().__init__(inputs, outputs, **kwargs)
+        self.task_losses = tuple(task_losses)
+        self.per_task = per_task
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        variables = self.trainable_variables
+        with tf.GradientTape(persistent=self.per_task) as tape:
+            y_pred = self(x, training=True)
+            losses = [w * tf.reduce_mean(fn(y[t], y_pred[t])) for t, fn, w in self.task_losses]
+            total = tf.add_n(losses)
+            objectives = losses if self.per_task else [total]
+        summed = None
+        for objective in objectives:
+            grads = tape.gradient(objective, variables)
+            if summed is None:
+                summed = grads
+            else:
+                summed = [
+                    a if b is None else b if a is None else a + b for a, b in zip(summed, grads)
+                ]
+        del tape
+        self.optimizer.apply(summed, variables)
+        return {"loss": total}
+
+
+def build(network, k, config, jit):
     """A compiled model for one configuration, plus its (x, y) batch."""
     keras.utils.set_random_seed(0)
-    x, outputs, losses, data_x, y, input_targets = graph_fn()
-    primary, auxiliary = list(outputs)
-    weights = {auxiliary: LAMBDA}
-    _, mode, alpha, track_cosine = config
-    if mode is None:
+    x, outputs, losses, data_x, y, input_targets = GRAPHS[network](k)
+    primary, *auxiliary = list(outputs)
+    weights = {t: LAMBDA for t in auxiliary}
+    if config.kind == "auxiliary":
+        model = AuxiliaryModel(x, outputs, primary=primary, input_targets=input_targets)
+        model.compile(
+            keras.optimizers.Adam(1e-3),
+            loss=losses,
+            loss_weights=weights,
+            censoring=config.mode,
+            ema_alpha=config.ema_alpha,
+            jit_compile=jit,
+            track_gradient_cosine=config.track_cosine,
+        )
+        return model, data_x, y
+    y = dict(y)
+    for name in input_targets:
+        y[name] = data_x
+    if config.kind == "plain":
         model = keras.Model(x, outputs)
         model.compile(
             keras.optimizers.Adam(1e-3),
@@ -102,77 +282,263 @@ def build(graph_fn, config, jit):
             loss_weights={primary: 1.0, **weights},
             jit_compile=jit,
         )
-        y = dict(y)
-        for name, _ in input_targets.items():
-            y[name] = data_x
     else:
-        model = AuxiliaryModel(x, outputs, primary=primary, input_targets=input_targets)
-        model.compile(
-            keras.optimizers.Adam(1e-3),
-            loss=losses,
-            loss_weights=weights,
-            censoring=mode,
-            ema_alpha=alpha,
-            jit_compile=jit,
-            track_gradient_cosine=track_cosine,
-        )
+        task_losses = [(t, keras.losses.get(losses[t]), weights.get(t, 1.0)) for t in outputs]
+        model = FloorModel(x, outputs, task_losses=task_losses, per_task=config.per_task)
+        model.compile(keras.optimizers.Adam(1e-3), jit_compile=jit)
     return model, data_x, y
+
+
+# ------------------------------------------------------------------- memory
+def probe(spec):
+    """Measures one configuration's memory in this (fresh) process; prints JSON."""
+    network, k, key, jit = spec.split(",")
+    k, jit = int(k), jit.lower() == "true"
+    model, x, y = build(network, k, CONFIGS[key], jit)
+    try:
+        tf.config.experimental.get_memory_info("CPU:0")
+    except ValueError as error:
+        raise RuntimeError(
+            "No allocator statistics for CPU:0: run with TF_CPU_ALLOCATOR_USE_BFC=true."
+        ) from error
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(max(FLAGS.warmup, 1)):
+        model.train_on_batch(x, y)
+    gc.collect()
+    held = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    for _ in range(FLAGS.memory_steps):
+        model.train_on_batch(x, y)
+    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is in KiB on Linux.
+    print(
+        json.dumps(
+            {
+                "held": held,
+                "step_peak": peak - held,
+                "rss_increase": 1024 * (rss_after - rss_before),
+            }
+        )
+    )
+
+
+def run_probe(network, k, key, jit):
+    """`probe` in a fresh subprocess; its JSON result."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.step_overhead",
+        f"--probe={network},{k},{key},{'true' if jit else 'false'}",
+        f"--warmup={FLAGS.warmup}",
+        f"--memory_steps={FLAGS.memory_steps}",
+    ]
+    # A BFC allocator for the CPU device: TensorFlow's default (oneDNN) CPU
+    # allocator counts only allocations of 256 KiB or more in its statistics.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CPU_ALLOCATOR_USE_BFC="true")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ tables
+def command_line():
+    """The command that reproduces this run (rounds and steps, and every flag given)."""
+    parts = ["python -m benchmarks.step_overhead"]
+    for name in ["rounds", "steps"]:
+        parts.append(f"--{name}={FLAGS[name].value}")
+    for name in [
+        "warmup",
+        "models",
+        "xla",
+        "scaling_k",
+        "scaling_xla",
+        "memory_k",
+        "memory_configs",
+        "memory_steps",
+        "memory_xla",
+    ]:
+        if FLAGS[name].present:
+            value = FLAGS[name].value
+            value = ",".join(value) if isinstance(value, list) else value
+            parts.append(f"--{name}={str(value).lower() if isinstance(value, bool) else value}")
+    return " ".join(parts)
+
+
+def floor_of(config, k):
+    """The floor with as many backward passes as ``config``."""
+    return FLOOR_1.key if config.backward_passes(k) == 1 else FLOOR.key
 
 
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
-    jobs = []
-    for model_name in FLAGS.models:
-        for jit in [s.lower() == "true" for s in FLAGS.xla]:
-            for config in CONFIGS:
-                model, x, y = build(GRAPHS[model_name], config, jit)
-                for _ in range(FLAGS.warmup):
-                    model.train_on_batch(x, y)
-                jobs.append(
-                    {
-                        "model": model_name,
-                        "xla": jit,
-                        "config": config[0],
-                        "fit": (model, x, y),
-                        "times": [],
-                    }
-                )
-    progress = keras.utils.Progbar(FLAGS.rounds, unit_name="round")
+    if FLAGS.probe:
+        probe(FLAGS.probe)
+        return
+
+    # (network, K, jit, config key) of every timed configuration; the K = 1
+    # mlp rows are shared by the per-method and scaling tables.
+    method_jobs = [
+        (network, 1, s.lower() == "true", key)
+        for network in FLAGS.models
+        for s in FLAGS.xla
+        for key in METHOD_TABLE
+    ]
+    scaling_jobs = [
+        ("mlp", int(k), s.lower() == "true", key)
+        for s in FLAGS.scaling_xla
+        for k in FLAGS.scaling_k
+        for key in SCALING_TABLE
+    ]
+    names = list(dict.fromkeys(method_jobs + scaling_jobs))
+    memory_jobs = [("mlp", int(k), key) for k in FLAGS.memory_k for key in FLAGS.memory_configs]
+
+    print(f"Building and warming up {len(names)} configurations (tracing, XLA compilation).")
+    fits = {}
+    progress = keras.utils.Progbar(len(names), unit_name="configuration")
+    for i, (network, k, jit, key) in enumerate(names):
+        model, x, y = build(network, k, CONFIGS[key], jit)
+        for _ in range(FLAGS.warmup):
+            model.train_on_batch(x, y)
+        fits[(network, k, jit, key)] = (model, x, y)
+        progress.update(i + 1)
+
+    print(f"\nTiming: {FLAGS.rounds} interleaved rounds of {FLAGS.steps} steps per configuration.")
+    times = {name: [] for name in names}
+    # The models' traced graphs stay out of the garbage collector's full
+    # collections, which would otherwise land in random timed steps.
+    gc.collect()
+    gc.freeze()
+    progress = keras.utils.Progbar(FLAGS.rounds * len(names), unit_name="configuration")
     for r in range(FLAGS.rounds):
-        for job in jobs:
-            model, x, y = job["fit"]
+        for i, name in enumerate(names):
+            model, x, y = fits[name]
             for _ in range(FLAGS.steps):
                 start = time.perf_counter()
                 model.train_on_batch(x, y)
-                job["times"].append(time.perf_counter() - start)
-        progress.update(r + 1)
+                times[name].append(time.perf_counter() - start)
+            progress.update(r * len(names) + i + 1)
+    gc.unfreeze()
+    median = {name: statistics.median(t) for name, t in times.items()}
+    del fits
+    gc.collect()
 
-    plain = {
-        (j["model"], j["xla"]): statistics.median(j["times"])
-        for j in jobs
-        if j["config"] == "plain keras"
-    }
+    memory = {}
+    if memory_jobs:
+        print(f"\nMemory: {len(memory_jobs)} configurations, each in a fresh process.")
+        progress = keras.utils.Progbar(len(memory_jobs), unit_name="process")
+        for i, (network, k, key) in enumerate(memory_jobs):
+            memory[(network, k, key)] = run_probe(network, k, key, FLAGS.memory_xla)
+            progress.update(i + 1)
+    print()
+
     lines = [
-        "# Train-step overhead of censoring",
+        "# Cost of a censored train step",
         "",
-        f"`python -m benchmarks.step_overhead --rounds={FLAGS.rounds} --steps={FLAGS.steps}` on "
-        f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}); median of {FLAGS.rounds * FLAGS.steps} steps per configuration, "
-        "interleaved rounds. Ratio = median step ÷ the plain Keras multi-output step of the same network "
-        f"and XLA setting (λ = {LAMBDA:g}). Goal: ≤ 1.5×. Every censoring mode (and the cosine metric) "
-        "needs one backward pass per task; only multitask without the cosine metric takes one pass.",
+        f"`{command_line()}` on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}); median of "
+        f"{FLAGS.rounds * FLAGS.steps} steps per configuration, interleaved rounds, all "
+        "configurations timed in the same run. λ = "
+        f"{LAMBDA:g} for every auxiliary task, Adam.",
         "",
-        "| network | XLA | configuration | median step (ms) | ratio to plain |",
-        "|---|---|---|---:|---:|",
+        "- **ratio to plain** = median step ÷ the plain Keras multi-output step (sum of λ-weighted "
+        "losses, one backward pass) of the same network, XLA setting and number K of auxiliary "
+        "tasks. Goal: ≤ 1.5×.",
+        "- **ratio to floor** = median step ÷ the *floor* with as many backward passes: a bare "
+        "`keras.Model.train_step` of the same network (compiled with the same `jit_compile`) that "
+        "runs one forward pass under a persistent tape, takes one `tape.gradient` per task "
+        "(primary loss, each λ-weighted auxiliary loss) and applies their sum with Adam — no "
+        "censoring, metrics or state. It is the unavoidable cost of a step that needs one "
+        "gradient per task; what is above it is censoring arithmetic and bookkeeping. One-pass "
+        "configurations (plain, `single_task`, `multitask` without the cosine metric) are "
+        "compared with the one-pass floor (gradient of the weighted total).",
+        "- Every censoring method with its `compile` defaults: one backward pass per task, "
+        "the `<aux>_cosine` metric included, except `single_task` (primary gradient only: one "
+        "backward pass, no cosine metric, so it should cost about a plain step). `multitask` "
+        "without the cosine metric takes one backward pass of the weighted total: exactly the "
+        "plain step.",
+        "",
     ]
-    for job in jobs:
-        median = statistics.median(job["times"])
-        ratio = median / plain[(job["model"], job["xla"])]
-        lines.append(
-            f"| {job['model']} | {'yes' if job['xla'] else 'no'} | {job['config']} | {1000 * median:.2f} | {ratio:.2f}× |"
-        )
-    write_markdown(lines, FLAGS.output)
+
+    def ratios(network, k, jit, key):
+        config = CONFIGS[key]
+        m = median[(network, k, jit, key)]
+        to_plain = m / median[(network, k, jit, PLAIN.key)]
+        to_floor = m / median[(network, k, jit, floor_of(config, k))]
+        return m, to_plain, to_floor
+
+    if method_jobs:
+        lines += [
+            "## Step time per censoring method (one auxiliary task)",
+            "",
+            "| network | XLA | configuration | backward passes | median step (ms) "
+            "| ratio to plain | ratio to floor |",
+            "|---|---|---|---:|---:|---:|---:|",
+        ]
+        for network, k, jit, key in method_jobs:
+            m, to_plain, to_floor = ratios(network, k, jit, key)
+            lines.append(
+                f"| {network} | {'yes' if jit else 'no'} | {CONFIGS[key].label} "
+                f"| {CONFIGS[key].backward_passes(k)} | {1000 * m:.2f} | {to_plain:.2f}× "
+                f"| {to_floor:.2f}× |"
+            )
+        lines.append("")
+
+    if scaling_jobs:
+        lines += [
+            "## Growth with the number K of auxiliary tasks (mlp)",
+            "",
+            "The mlp trunk with K auxiliary Dense(100) heads (MSE). Ratios are taken at the same K.",
+            "",
+            "| XLA | K | configuration | backward passes | median step (ms) | ratio to plain "
+            "| ratio to floor |",
+            "|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for network, k, jit, key in scaling_jobs:
+            m, to_plain, to_floor = ratios(network, k, jit, key)
+            lines.append(
+                f"| {'yes' if jit else 'no'} | {k} | {CONFIGS[key].label} "
+                f"| {CONFIGS[key].backward_passes(k)} | {1000 * m:.2f} | {to_plain:.2f}× "
+                f"| {to_floor:.2f}× |"
+            )
+        lines.append("")
+
+    if memory_jobs:
+        lines += [
+            "## Peak memory of a step (mlp)",
+            "",
+            f"Each configuration alone in a fresh process, XLA {'on' if FLAGS.memory_xla else 'off'}"
+            f", {FLAGS.memory_steps} steps after {max(FLAGS.warmup, 1)} warm-up steps, the CPU "
+            "device allocating through a BFC allocator (`TF_CPU_ALLOCATOR_USE_BFC=true`; the "
+            "default oneDNN allocator counts only allocations ≥ 256 KiB, none of the mlp's). "
+            "**Held**: bytes the allocator holds before the steps (weights, optimizer slots, "
+            "censoring state; `tf.config.experimental.get_memory_info('CPU:0')`). **Step peak**: "
+            "its peak during the steps minus what it held (activations, gradients, temporaries), "
+            "every tensor counted; ratio to plain at the same K. Not counted: Python objects, "
+            "graphs, memory a kernel library allocates by itself. **RSS increase**: growth of the "
+            "process's peak resident set (`ru_maxrss`) from before the first step to after the "
+            "last — everything, tracing and compilation included, but coarse (pages, malloc "
+            "arenas of a ~1 GB TensorFlow process).",
+            "",
+            "| K | configuration | backward passes | held (MiB) | step peak (MiB) "
+            "| ratio to plain | RSS increase (MiB) |",
+            "|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for network, k, key in memory_jobs:
+            result = memory[(network, k, key)]
+            plain = memory.get((network, k, PLAIN.key))
+            ratio = "—"
+            if plain and plain["step_peak"] > 0:
+                ratio = f"{result['step_peak'] / plain['step_peak']:.2f}×"
+            lines.append(
+                f"| {k} | {CONFIGS[key].label} | {CONFIGS[key].backward_passes(k)} "
+                f"| {result['held'] / MIB:.2f} | {result['step_peak'] / MIB:.2f} | {ratio} "
+                f"| {result['rss_increase'] / MIB:.1f} |"
+            )
+        lines.append("")
+    write_markdown(lines[:-1] if lines[-1] == "" else lines, FLAGS.output)
 
 
 if __name__ == "__main__":

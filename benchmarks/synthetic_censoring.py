@@ -1,7 +1,7 @@
 """Seed 004's synthetic experiment: single task, multitask and the censoring
 modes on a primary task with a same / similar / unrelated auxiliary task.
 
-Protocol (methods.md §2, Lemaire 2018): data from
+Protocol (docs/censoring.md#synthetic-experiment, Lemaire 2018): data from
 `keras_aux.data.synthetic_tasks` (numpy seed 0); the primary task learns on
 train1, the auxiliary task on train2 (`keras_aux.data.zip_tasks`: a different
 input batch each step); MLP of four shared Dense(100, ReLU) and one linear

@@ -1,8 +1,8 @@
 """The synthetic experiment's protocol (no flags, importable by tests):
 seeded model, grid enumeration, one run, the resumable CSV and the summary.
 
-See `benchmarks/synthetic_censoring.py` for the command line and methods.md
-§2 / Lemaire (2018) for the protocol.
+See `benchmarks/synthetic_censoring.py` for the command line and
+docs/censoring.md#synthetic-experiment / Lemaire (2018) for the protocol.
 """
 
 import time
@@ -13,8 +13,8 @@ import tensorflow as tf
 
 from benchmarks.report import append_row, write_markdown
 from keras_aux.architectures import auxiliary_mlp
-from keras_aux.models import zip_tasks
 from keras_aux.data.synthetic_tasks import SITUATIONS
+from keras_aux.models import zip_tasks
 
 FIELDS = [
     "situation",
@@ -98,10 +98,9 @@ def compile_mlp(mode, granularity, alpha, lam, steps, seed=0):
 
 
 def _state(model):
-    """Every variable a run changes: weights, optimizer slots, gradient average."""
-    ema = model._tasks.ema
-    extra = list(ema.averages) + [ema.count] if ema is not None else []
-    return list(model.weights) + list(model.optimizer.variables) + extra
+    """Every variable a run changes: weights (the censoring state, e.g. the
+    gradient average, included) and optimizer slots."""
+    return list(model.weights) + list(model.optimizer.variables)
 
 
 def copy_state(source, target):
@@ -177,7 +176,7 @@ def summarize(rows, output):
     lines = [
         "# Synthetic experiment of seed 004: test primary MSE (lower is better)",
         "",
-        "`python -m benchmarks.synthetic_censoring` (methods.md §2): MLP 4×Dense(100) + two heads, Adam, batch 100, "
+        "`python -m benchmarks.synthetic_censoring` (docs/censoring.md#synthetic-experiment): MLP 4×Dense(100) + two heads, Adam, batch 100, "
         "early stopping on validation primary loss (patience 10), primary on train1, auxiliary on train2; "
         "mean ± std over seeds (shared initial weights per seed).",
         "",

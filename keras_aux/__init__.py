@@ -1,16 +1,18 @@
 """keras-aux: auxiliary learning for Keras 3 / TensorFlow.
 
 - `keras_aux.censoring`: censoring the auxiliary gradient (Du et al. 2018;
-  Lemaire 2018) as pure functions on gradient lists.
-- `keras_aux.models.AuxiliaryModel`: a functional model with a primary output
-  and auxiliary outputs, trained with `fit` through those functions.
+  Lemaire 2018; PCGrad, Yu et al. 2020) as `Censor` objects with explicit
+  state, and as plain functions on gradient lists.
+- `keras_aux.AuxiliaryModel` (functional) and `keras_aux.AuxiliaryTrainer`
+  (a mixin for any subclassed `keras.Model`): a primary output and auxiliary
+  outputs, trained with `fit` through a censoring method.
 - `keras_aux.models.MAXL`: meta auxiliary learning (Liu et al. 2019), a label
   generator trained through a meta-gradient, with `fit`.
 """
 
 from keras_aux import censoring, models
-from keras_aux.models import MAXL, AuxiliaryModel
+from keras_aux.models import MAXL, AuxiliaryModel, AuxiliaryTrainer
 
 __version__ = "0.1.0"
 
-__all__ = ["MAXL", "AuxiliaryModel", "censoring", "models", "__version__"]
+__all__ = ["MAXL", "AuxiliaryModel", "AuxiliaryTrainer", "censoring", "models", "__version__"]

@@ -9,18 +9,18 @@ within its primary class, of an auto-encoder's latent code, re-clustered
 during training).
 
 Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
-Meta Auxiliary Learning" (MAXL), §4; methods.md §3 ("Baselines").
+Meta Auxiliary Learning" (MAXL), §4; docs/maxl.md#baselines.
 """
 
 import math
+import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_aux import hierarchy
-
-SKLEARN_VERSION = "1.9.1"  # the version pinned in setup.py
+from keras_aux.utils.optional import require
 
 
 def _primary_labels(primary_labels, psi):
@@ -105,21 +105,17 @@ def kmeans_auxiliary_labels(features, primary_labels, psi, seed=0, n_init=10):
         int64 auxiliary labels of shape ``(N,)``.
 
     Raises:
-        ImportError: scikit-learn is not installed.
+        ImportError: scikit-learn is not installed (the `sklearn` extra).
         ValueError: mismatched lengths, non-finite features, bad ψ or labels.
 
     Reference: Liu, Davison & Johns (2019), MAXL, §4 ("K-Means" baseline).
     """
-    try:
-        import warnings
-
-        from sklearn.cluster import KMeans
-        from sklearn.exceptions import ConvergenceWarning
-    except ImportError as err:
-        raise ImportError(
-            "kmeans_auxiliary_labels needs scikit-learn: "
-            f"`pip install scikit-learn=={SKLEARN_VERSION}`."
-        ) from err
+    purpose = "for the K-Means baseline (kmeans_auxiliary_labels)"
+    cluster = require("sklearn.cluster", extra="sklearn", purpose=purpose, package="scikit-learn")
+    exceptions = require(
+        "sklearn.exceptions", extra="sklearn", purpose=purpose, package="scikit-learn"
+    )
+    KMeans, ConvergenceWarning = cluster.KMeans, exceptions.ConvergenceWarning
     psi = hierarchy.validate_psi(psi)
     labels = _primary_labels(primary_labels, psi)
     _check_seed(seed)

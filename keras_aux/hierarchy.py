@@ -2,7 +2,7 @@
 ``[sum(ψ[:i]), sum(ψ[:i+1]))`` of auxiliary classes.
 
 Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
-Meta Auxiliary Learning" (MAXL), §3.3; methods.md §3.
+Meta Auxiliary Learning" (MAXL), §3.3; docs/maxl.md#label-hierarchy.
 """
 
 import numpy as np

@@ -11,10 +11,16 @@ O'Malley et al. (2019), KerasTuner.
 """
 
 import keras
-import keras_tuner
 
 from keras_aux import censoring
 from keras_aux.models import AuxiliaryModel
+from keras_aux.utils.optional import require
+
+# Subclassed below, so imported with the module: `import keras_aux.tuning` is what needs the
+# `tuning` extra (which also installs scikit-learn and scipy for BayesianOptimization).
+keras_tuner = require(
+    "keras_tuner", extra="tuning", purpose="for keras_aux.tuning", package="keras-tuner"
+)
 
 
 def primary_objective(primary, metric="loss", direction=None):

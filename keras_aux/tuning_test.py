@@ -5,6 +5,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from keras_aux import censoring
 from keras_aux.architectures import auxiliary_mlp
 from keras_aux.tuning import AuxiliaryHyperModel, primary_objective, trial_table
 
@@ -44,7 +45,11 @@ def test_search_runs_two_trials_and_reports(tmp_path, tuner_class):
     assert best["censoring"] in ("multitask", "projection", "unweighted_cosine", "weighted_cosine")
     assert best["ema_alpha"] in (1.0, 0.1) and best["units"] in (4, 8)
     model = tuner.get_best_models(1)[0]
-    assert model._tasks.mode == best["censoring"]
+    censor = model.censor
+    if isinstance(censor, censoring.MovingAverage):
+        assert censor.alpha == best["ema_alpha"]
+        censor = censor.censor
+    assert isinstance(censor, censoring.MODE_CLASSES[best["censoring"]])
     assert model._tasks.weights["auxiliary"] == pytest.approx(best["lambda_auxiliary"])
     table = trial_table(tuner)
     assert table.count("\n") == 4 and "lambda_auxiliary" in table

@@ -6,6 +6,7 @@ import numpy as np
 from benchmarks import synthetic_protocol as sc
 from benchmarks.report import read_rows
 from keras_aux.data.synthetic_tasks import make_synthetic_tasks
+from keras_aux.testing import assert_xla_ran
 
 
 def test_same_seed_same_initial_weights_for_every_configuration():
@@ -36,9 +37,13 @@ def test_default_grid_is_the_issue_minimum():
 
 def test_short_run_resume_and_summary(tmp_path):
     data = make_synthetic_tasks(train_size=200, val_size=200, test_size=300)
-    loss, epochs, seconds = sc.run_one(
-        data, "similar", "projection", "global", 0.1, 3.0, seed=0, max_epochs=3
-    )
+    models = {}
+    with assert_xla_ran() as xla:  # the protocol compiles with jit_compile=True
+        loss, epochs, seconds = sc.run_one(
+            data, "similar", "projection", "global", 0.1, 3.0, seed=0, max_epochs=3, models=models
+        )
+    (model,) = models.values()
+    assert model.jit_compile is True and xla.executions >= epochs
     assert np.isfinite(loss) and loss > 0 and 1 <= epochs <= 3 and seconds > 0
     path = str(tmp_path / "runs.csv")
     row = {
@@ -66,15 +71,18 @@ def test_reused_compiled_model_gives_the_fresh_result():
     gradient average all restart from the seed's initial state."""
     data = make_synthetic_tasks(train_size=200, val_size=200, test_size=300)
     args = ("projection", "global", 0.1, 3.0)
-    fresh = [
-        sc.run_one(data, s, *args, seed=k, max_epochs=4)[:2]
-        for s, k in [("same", 1), ("unrelated", 2)]
-    ]
+    with assert_xla_ran():
+        fresh = [
+            sc.run_one(data, s, *args, seed=k, max_epochs=4)[:2]
+            for s, k in [("same", 1), ("unrelated", 2)]
+        ]
     models = {}
     sc.run_one(data, "similar", *args, seed=0, max_epochs=3, models=models)
-    reused = [
-        sc.run_one(data, s, *args, seed=k, max_epochs=4, models=models)[:2]
-        for s, k in [("same", 1), ("unrelated", 2)]
-    ]
+    assert len(models) == 1
+    with assert_xla_ran(*models.values()):
+        reused = [
+            sc.run_one(data, s, *args, seed=k, max_epochs=4, models=models)[:2]
+            for s, k in [("same", 1), ("unrelated", 2)]
+        ]
     assert len(models) == 1
     assert reused == fresh

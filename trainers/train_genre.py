@@ -19,7 +19,7 @@ Usage::
     python -m trainers.train_genre --dataset=fma_small --data_dir=/data/fma \\
         --reconstruction_weight=10 --epochs=256 --logdir=logs/genre
 
-Reference: seed 001 ("reconstruction auxiliary loss"); methods.md §1.
+Reference: seed 001 ("reconstruction auxiliary loss"); docs/reconstruction.md.
 """
 
 import json

@@ -20,7 +20,7 @@ Usage::
         --train_size=10000 --epochs=10 --logdir=logs/maxl
 
 Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
-Meta Auxiliary Learning"; methods.md §3.
+Meta Auxiliary Learning"; docs/maxl.md.
 """
 
 import json

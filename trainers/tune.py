@@ -27,9 +27,9 @@ import tensorflow as tf
 from absl import app, flags
 
 from keras_aux.architectures import auxiliary_mlp, genre_lstm
-from keras_aux.models import zip_tasks
 from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.layers import LogMelSpectrogram
+from keras_aux.models import zip_tasks
 from keras_aux.tuning import AuxiliaryHyperModel, primary_objective, trial_table
 from trainers import train_genre
 

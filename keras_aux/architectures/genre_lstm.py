@@ -1,6 +1,6 @@
 """The LSTM genre classifier with a reconstruction auxiliary output (seed 001).
 
-methods.md §1: dropout 0.3 on the input → BiLSTM(128) → BiLSTM(128), a
+docs/reconstruction.md#network: dropout 0.3 on the input → BiLSTM(128) → BiLSTM(128), a
 sequence ``h`` of width 256. Classifier: dropout → max over time → Dense 128
 ReLU → dropout → Dense ``num_classes`` (softmax). Reconstruction: dropout on
 ``h`` → per-frame Dense ``num_mel_bins`` → clipped to [-1, 1]. The loss is

@@ -1,4 +1,4 @@
-"""The genre LSTM: structure of methods.md §1, fit with λ, serialization, raw-waveform export."""
+"""The genre LSTM: structure of docs/reconstruction.md#network, fit with λ, serialization, raw-waveform export."""
 
 import os
 

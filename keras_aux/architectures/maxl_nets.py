@@ -2,7 +2,7 @@
 generator g and a single-task baseline.
 
 Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
-Meta Auxiliary Learning" (MAXL), §3 and §4; methods.md §3. The paper uses a
+Meta Auxiliary Learning" (MAXL), §3 and §4; docs/maxl.md#networks. The paper uses a
 4-layer ConvNet on the MNIST family and VGG-16 on CIFAR-100; both f and g are
 "any backbone + heads", and MAXL trains two separate copies of the backbone
 (one inside f with parameters θ1, one inside g with parameters θ2).
@@ -207,7 +207,7 @@ def multitask_network(backbone, psi, head_units=None, seed=None, name="multitask
         seed: initial-weight seed of the heads.
         name: model name.
 
-    Reference: Liu, Davison & Johns (2019), MAXL, §3.1–3.2; methods.md §3.
+    Reference: Liu, Davison & Johns (2019), MAXL, §3.1–3.2; docs/maxl.md#networks.
     """
     psi = hierarchy.validate_psi(psi)
     inputs, features = _apply_backbone(backbone)
@@ -238,7 +238,7 @@ def label_generator(backbone, psi, head_units=None, seed=None, name="label_gener
         name: model name.
 
     Reference: Liu, Davison & Johns (2019), MAXL, §3.3 (Mask SoftMax);
-    methods.md §3.
+    docs/maxl.md#masked-softmax.
     """
     psi = hierarchy.validate_psi(psi)
     image, features = _apply_backbone(backbone)

@@ -11,7 +11,7 @@
   unreadable, empty, unknown extension) and after decoding (silent clips), and
   are skipped and counted, or raise ``AudioFileError`` in strict mode.
 
-Reference: seed 001's pre-processing (methods.md §1): 16 kHz mono, 30 s,
+Reference: seed 001's pre-processing (docs/reconstruction.md#pre-processing): 16 kHz mono, 30 s,
 random offset or zero padding.
 """
 
@@ -19,15 +19,20 @@ import dataclasses
 import os
 
 import numpy as np
-import soundfile
 import tensorflow as tf
 
 from keras_aux.data.datasets import AUDIO_EXTENSIONS
+from keras_aux.utils.optional import require
 
 # Status codes of a decoded clip (see `decode_audio`).
 OK = 0
 UNREADABLE = 1
 SILENT = 2
+
+
+def _soundfile():
+    """The ``soundfile`` module (the `audio` extra), imported on first use."""
+    return require("soundfile", extra="audio", purpose="to read audio files (libsndfile)")
 
 
 class AudioFileError(ValueError):
@@ -52,6 +57,7 @@ def inspect_audio_file(path):
     extension = os.path.splitext(path)[1].lower()
     if extension not in AUDIO_EXTENSIONS:
         return AudioFileInfo(path, False, f"unknown extension {extension or '(none)'!r}")
+    soundfile = _soundfile()  # outside the `try`: a missing package is not a bad file
     try:
         info = soundfile.info(path)
     except Exception as error:  # libsndfile's errors are RuntimeError/LibsndfileError
@@ -109,6 +115,7 @@ def _soundfile_decode(path):
     """numpy side of the soundfile decoder: (samples, channels) float32, rate, status."""
     path = path.item() if isinstance(path, np.ndarray) else path  # 0-d array from the graph
     path = path.decode() if isinstance(path, bytes) else path
+    soundfile = _soundfile()
     try:
         data, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except Exception:
@@ -134,6 +141,8 @@ def decode_audio(path, graph_decodable):
     def graph_wav():
         decoded = tf.audio.decode_wav(tf.io.read_file(path))
         return decoded.audio, tf.cast(decoded.sample_rate, tf.int32), tf.constant(OK, tf.int32)
+
+    _soundfile()  # fail while building the pipeline, not inside `tf.numpy_function`
 
     def with_soundfile():
         audio, rate, status = tf.numpy_function(

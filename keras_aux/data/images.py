@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_aux.utils.optional import require
+
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -441,7 +443,7 @@ def load_digits(test_fraction=0.2, seed=0):
         [0, 16], int64 labels in 0–9.
 
     Raises:
-        ImportError: scikit-learn is not installed.
+        ImportError: scikit-learn is not installed (the `sklearn` extra).
         ValueError: ``test_fraction`` outside (0, 1).
 
     Reference: Alpaydin & Kaynak (1998), UCI "Optical Recognition of
@@ -449,18 +451,15 @@ def load_digits(test_fraction=0.2, seed=0):
     """
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"`test_fraction` must be in (0, 1); got {test_fraction!r}.")
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError as err:
-        raise ImportError(
-            "load_digits needs scikit-learn: `pip install scikit-learn` (a core requirement "
-            "of keras-aux)."
-        ) from err
-    digits = sklearn_digits()
+    purpose = "for the 8x8 digits (load_digits)"
+    datasets = require("sklearn.datasets", extra="sklearn", purpose=purpose, package="scikit-learn")
+    model_selection = require(
+        "sklearn.model_selection", extra="sklearn", purpose=purpose, package="scikit-learn"
+    )
+    digits = datasets.load_digits()
     images = digits.images.astype(np.float32)
     labels = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
+    x_train, x_test, y_train, y_test = model_selection.train_test_split(
         images, labels, test_size=test_fraction, stratify=labels, random_state=seed
     )
     return (x_train, y_train), (x_test, y_test)

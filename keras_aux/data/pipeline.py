@@ -6,7 +6,7 @@ duration → drop silent clips (counted) → log-mel (optional; else raw
 waveforms for a model whose first layer is the front end) → optional disk
 cache → random crop of ``crop_frames`` frames (training) → batch → prefetch.
 
-Reference: seed 001's pre-processing and training crops (methods.md §1).
+Reference: seed 001's pre-processing and training crops (docs/reconstruction.md#pre-processing).
 """
 
 import os

@@ -48,6 +48,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_aux.utils.optional import require
+
 __all__ = ["GENRES", "GENRE_DESCRIPTIONS", "synthesize_clip", "write_synthetic_music"]
 
 GENRE_DESCRIPTIONS: dict[str, str] = {
@@ -570,7 +572,7 @@ def write_synthetic_music(
             otherwise invalid ``clips_per_genre``, ``seconds``, ``sample_rate``
             or ``seed``.
     """
-    import soundfile as sf
+    sf = require("soundfile", extra="audio", purpose="to write the synthetic WAV files")
 
     clips_per_genre = _check_positive_int("clips_per_genre", clips_per_genre)
     seconds = _check_seconds(seconds)

@@ -1,6 +1,6 @@
 """The synthetic auxiliary-task data of Lemaire (2018), after Chen et al. (2018).
 
-methods.md §2: numpy seed 0; inputs ``x ∈ U(0, 1)^250``; train1, train2 and
+docs/censoring.md#synthetic-experiment: numpy seed 0; inputs ``x ∈ U(0, 1)^250``; train1, train2 and
 validation sets of 1,000 rows and a test set of 10,000; ``B, B' =
 10 · N(0, 1)^{250×100}``; ``B_noisy = B + 3.5 · N(0, 1)``; targets
 ``f(B, x) = tanh(x · B)``. The primary task learns ``f(B, ·)`` on train1; the

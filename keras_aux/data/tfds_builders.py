@@ -40,11 +40,18 @@ import logging
 import os
 
 import numpy as np
-import soundfile
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from keras_aux.data import datasets
+from keras_aux.utils.optional import require
+
+# The builders below subclass tfds classes, so tensorflow-datasets is imported with the module.
+tfds = require(
+    "tensorflow_datasets",
+    extra="tfds",
+    purpose="for keras_aux.data.tfds_builders",
+    package="tensorflow-datasets",
+)
 
 _FMA_CITATION = """@inproceedings{defferrard2017fma,
   title = {{FMA}: A Dataset for Music Analysis},
@@ -83,6 +90,7 @@ def decode_audio_bytes(data) -> tuple[np.ndarray, int]:
         data = data.item()
     if not isinstance(data, (bytes, bytearray)):
         raise ValueError(f"decode_audio_bytes: expected bytes; got {type(data).__name__}.")
+    soundfile = require("soundfile", extra="audio", purpose="to decode audio bytes")
     samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32")
     return samples, int(sample_rate)
 

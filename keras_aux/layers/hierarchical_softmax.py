@@ -2,7 +2,7 @@
 primary class only.
 
 Reference: Liu, Davison & Johns (2019), MAXL, §3.3 ("Mask SoftMax for
-Hierarchical Predictions"); methods.md §3.
+Hierarchical Predictions"); docs/maxl.md#masked-softmax.
 """
 
 import keras

@@ -1,58 +1,60 @@
 """Log-mel front end of the genre classifier (seed 001), as a Keras layer.
 
-Reference pre-processing (methods.md §1): 16 kHz mono audio; mel power
-spectrogram with librosa's defaults (FFT 2048, hop 512, Hann window, centred
-frames with zero padding, 128 Slaney-scale, Slaney-normalised mel bands);
-``power_to_db(ref=max)`` with librosa's ``top_db=80``; then ``(dB + 40) / 40``;
-time-major ``(frames, 128)``. Values therefore lie in [-1, 1].
+Reference pre-processing (``docs/reconstruction.md``): 16 kHz mono audio; mel
+power spectrogram with librosa's defaults (FFT 2048, hop 512, Hann window,
+centred frames with zero padding, 128 Slaney-scale, Slaney-normalised mel
+bands); ``power_to_db(ref=max)`` with librosa's ``top_db=80``; then
+``(dB + 40) / 40``; time-major ``(frames, 128)``. Values therefore lie in
+[-1, 1].
 
-Built on ``keras.layers.MelSpectrogram`` (its STFT and its HTK filter bank),
-with three changes the reference needs: zero ("constant") padding of the
-centred frames like librosa ≥ 0.10 instead of reflection, a per-clip dB
-reference (Keras clips at the batch maximum), and an optional Slaney filter
-bank (Keras's is HTK-style; the two differ by tens of dB).
+Written with public Keras API only (``keras.layers.Layer`` and ``keras.ops``),
+so it does not depend on the internals of ``keras.layers.MelSpectrogram`` and
+runs on every backend that implements ``keras.ops.stft``. The filter banks are
+built once in NumPy (they are constants) and the per-clip work is
+``pad → stft → |·|² → tensordot → dB``.
 
-Reference: Slaney (1998), "Auditory Toolbox", Technical Report #1998-010,
-Interval Research (mel scale and normalisation); McFee et al. (2015),
-"librosa: Audio and Music Signal Analysis in Python".
+References:
+    Slaney, M. (1998). Auditory Toolbox, version 2. Technical Report
+    #1998-010, Interval Research Corporation (mel scale, filter bank and its
+    area normalisation).
+    McFee, B., Raffel, C., Liang, D., Ellis, D. P. W., McVicar, M.,
+    Battenberg, E., & Nieto, O. (2015). librosa: Audio and Music Signal
+    Analysis in Python. Proc. 14th Python in Science Conference (the
+    reference implementation this layer reproduces).
 """
 
 import keras
 import numpy as np
 
+# Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
+_SLANEY_F_SP = 200.0 / 3
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
+_SLANEY_LOGSTEP = np.log(6.4) / 27.0
+
 
 def _hz_to_mel_slaney(frequencies):
     frequencies = np.asanyarray(frequencies, dtype=np.float64)
-    f_sp = 200.0 / 3
-    mels = frequencies / f_sp
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    log_region = frequencies >= min_log_hz
-    mels = np.where(
-        log_region,
-        min_log_mel + np.log(np.maximum(frequencies, min_log_hz) / min_log_hz) / logstep,
-        mels,
+    log_mels = _SLANEY_MIN_LOG_MEL + (
+        np.log(np.maximum(frequencies, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
     )
-    return mels
+    return np.where(frequencies >= _SLANEY_MIN_LOG_HZ, log_mels, frequencies / _SLANEY_F_SP)
 
 
 def _mel_to_hz_slaney(mels):
     mels = np.asanyarray(mels, dtype=np.float64)
-    f_sp = 200.0 / 3
-    freqs = f_sp * mels
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), freqs)
+    log_hz = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (mels - _SLANEY_MIN_LOG_MEL))
+    return np.where(mels >= _SLANEY_MIN_LOG_MEL, log_hz, _SLANEY_F_SP * mels)
 
 
 def slaney_mel_matrix(sampling_rate, fft_length, num_mel_bins, min_freq=0.0, max_freq=None):
     """Slaney-scale, area-normalised mel filter bank, ``(fft_length // 2 + 1, num_mel_bins)``.
 
-    The filter bank of Slaney's Auditory Toolbox (librosa's default,
-    ``librosa.filters.mel(htk=False, norm="slaney")``), transposed to
-    right-multiply a power spectrogram.
+    The filter bank of Slaney's Auditory Toolbox (Slaney 1998), as librosa
+    builds it by default (``librosa.filters.mel(htk=False, norm="slaney")``,
+    McFee et al. 2015), transposed to right-multiply a power spectrogram.
+    Triangles are linear in Hz between mel-spaced edges and scaled to unit
+    area (``2 / bandwidth``).
     """
     max_freq = sampling_rate / 2.0 if max_freq is None else float(max_freq)
     fft_freqs = np.linspace(0.0, sampling_rate / 2.0, fft_length // 2 + 1)
@@ -69,15 +71,50 @@ def slaney_mel_matrix(sampling_rate, fft_length, num_mel_bins, min_freq=0.0, max
     return weights.T.astype(np.float32)
 
 
+def htk_mel_matrix(sampling_rate, fft_length, num_mel_bins, min_freq=0.0, max_freq=None):
+    """HTK-scale mel filter bank with unit-peak triangles, ``(fft_length // 2 + 1, num_mel_bins)``.
+
+    The same matrix as ``keras.layers.MelSpectrogram.linear_to_mel_weight_matrix``
+    (and ``tf.signal.linear_to_mel_weight_matrix``): ``mel = 1127 ln(1 + f / 700)``,
+    triangles linear in mel, peak 1, DC bin excluded. This is what
+    ``mel_scale="htk"`` used before this layer stopped subclassing
+    ``MelSpectrogram``; it is kept so that saved ``"htk"`` models do not change.
+    """
+    max_freq = sampling_rate / 2.0 if max_freq is None else float(max_freq)
+
+    def hz_to_mel(hz):
+        return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
+
+    bin_mels = hz_to_mel(np.linspace(0.0, sampling_rate / 2.0, fft_length // 2 + 1)[1:])[:, None]
+    edges = np.linspace(hz_to_mel(min_freq), hz_to_mel(max_freq), num_mel_bins + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    weights = np.maximum(
+        0.0,
+        np.minimum((bin_mels - lower) / (center - lower), (upper - bin_mels) / (upper - center)),
+    )
+    # HTK excludes the DC bin: its row stays zero.
+    return np.pad(weights, [(1, 0), (0, 0)]).astype(np.float32)
+
+
 @keras.saving.register_keras_serializable(package="keras_aux")
-class LogMelSpectrogram(keras.layers.MelSpectrogram):
+class LogMelSpectrogram(keras.layers.Layer):
     """Waveforms ``(batch, samples)`` → normalised log-mel ``(batch, frames, mels)``.
 
     Each clip's power mel spectrogram ``S`` becomes
     ``dB = 10 log10(max(S, min_power)) − 10 log10(max(S))``, floored at
     ``−top_db``, then ``(dB + offset_db) / offset_db`` (the reference's
-    ``(dB + 40) / 40``). Works in a ``tf.data`` map (CPU) or as a model's first
-    layer (on the accelerator), on any number of samples ≥ 1.
+    ``(dB + 40) / 40``). With the defaults this equals librosa's
+    ``power_to_db(melspectrogram(y, sr=16000), ref=np.max)`` mapped by
+    ``(dB + 40) / 40`` (McFee et al. 2015), to about 1e-6. ``frames`` is
+    ``1 + samples // sequence_stride`` (centred frames); any number of
+    samples ≥ 1 works. An unbatched waveform ``(samples,)`` gives
+    ``(frames, mels)``.
+
+    Only public Keras API is used (``keras.ops``), so the layer works in a
+    ``tf.data`` map (TensorFlow backend), as a model's first layer, under
+    ``jit_compile=True`` and in an exported SavedModel. The computation runs
+    in float32 whatever the dtype policy; the output is cast to the layer's
+    compute dtype.
 
     Args:
         sampling_rate: audio sample rate in Hz (16 kHz in the reference).
@@ -85,14 +122,16 @@ class LogMelSpectrogram(keras.layers.MelSpectrogram):
         sequence_stride: hop length (512).
         num_mel_bins: mel bands (128).
         min_freq, max_freq: band edges in Hz (0 and ``sampling_rate / 2``).
-        mel_scale: ``"slaney"`` (librosa's default, the reference) or
-            ``"htk"`` (Keras's own filter bank).
+        mel_scale: ``"slaney"`` (librosa's default, the reference; Slaney 1998)
+            or ``"htk"`` (the filter bank of ``keras.layers.MelSpectrogram``).
         top_db: dynamic range kept below each clip's maximum (80).
         offset_db: the normalisation constant (40).
         min_power: floor of the power before the logarithm (1e-10).
+        **kwargs: ``keras.layers.Layer`` arguments (``name``, ``dtype``...).
 
     Reference: seed 001 (reconstruction auxiliary loss for genre
-    classification); Slaney 1998 (mel filter bank); librosa (McFee et al. 2015).
+    classification, ``docs/reconstruction.md``); Slaney 1998 (mel filter
+    bank); librosa (McFee et al. 2015).
     """
 
     def __init__(
@@ -126,73 +165,71 @@ class LogMelSpectrogram(keras.layers.MelSpectrogram):
                 f"Need 0 <= min_freq < max_freq <= sampling_rate / 2; got min_freq={min_freq}, "
                 f"max_freq={max_freq}, sampling_rate={sampling_rate}."
             )
-        super().__init__(
-            fft_length=fft_length,
-            sequence_stride=sequence_stride,
-            sampling_rate=sampling_rate,
-            num_mel_bins=num_mel_bins,
-            min_freq=min_freq,
-            max_freq=max_freq,
-            power_to_db=True,
-            top_db=top_db,
-            min_power=min_power,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
+        self.sampling_rate = sampling_rate
+        self.fft_length = fft_length
+        self.sequence_stride = sequence_stride
+        self.num_mel_bins = num_mel_bins
+        self.min_freq = min_freq
+        self.max_freq = max_freq  # resolved, as the configs of saved models hold it
         self.mel_scale = mel_scale
+        self.top_db = top_db
         self.offset_db = float(offset_db)
-        self._slaney = None
-        if mel_scale == "slaney":
-            self._slaney = slaney_mel_matrix(
-                sampling_rate, fft_length, num_mel_bins, min_freq, max_freq
-            )
+        self.min_power = min_power
+        # A NumPy constant: it becomes a graph constant under tf.function/XLA/export
+        # and is converted to whichever backend runs the layer.
+        bank = slaney_mel_matrix if mel_scale == "slaney" else htk_mel_matrix
+        self._filter_bank = bank(sampling_rate, fft_length, num_mel_bins, min_freq, max_freq)
+        self.built = True  # no weights to create
 
     def call(self, inputs):
-        ops = self.backend
-        inputs = ops.convert_to_tensor(inputs, dtype="float32")
-        outputs = self._dbscale(self._melscale(self._spectrogram(inputs)))
-        outputs = (outputs + self.offset_db) / self.offset_db
-        return ops.cast(outputs, self.compute_dtype)
-
-    def _spectrogram(self, inputs):
-        # librosa pads centred frames with zeros (pad_mode="constant").
-        ops = self.backend
+        """Log-mel features of ``inputs`` (``(..., samples)`` → ``(..., frames, mels)``)."""
+        ops = keras.ops
+        # float32 always: stft is float32/float64-only, and float16 powers underflow.
+        waves = ops.convert_to_tensor(inputs, dtype="float32")
+        # Centred frames with zero padding, like librosa >= 0.10 (pad_mode="constant");
+        # keras.ops.stft(center=True) would pad by reflection.
         pad = self.fft_length // 2
-        widths = [(0, 0)] * (len(inputs.shape) - 1) + [(pad, pad)]
-        padded = ops.numpy.pad(inputs, widths)
-        real, imag = ops.math.stft(
-            padded,
+        widths = [(0, 0)] * (len(waves.shape) - 1) + [(pad, pad)]
+        real, imag = ops.stft(
+            ops.pad(waves, widths),
             sequence_length=self.fft_length,
             sequence_stride=self.sequence_stride,
             fft_length=self.fft_length,
-            window=self.window,
+            window="hann",  # periodic Hann, as scipy.signal.get_window and librosa
             center=False,
         )
-        return ops.numpy.square(real) + ops.numpy.square(imag)
-
-    def _melscale(self, inputs):
-        if self._slaney is None:
-            return super()._melscale(inputs)
-        matrix = self.backend.convert_to_tensor(self._slaney, dtype=inputs.dtype)
-        return self.backend.numpy.tensordot(inputs, matrix, axes=1)
-
-    def _dbscale(self, inputs):
-        # Per-clip reference and floor: max over every axis but the batch.
-        ops = self.backend
-        db = 10.0 * ops.numpy.log10(ops.numpy.maximum(inputs, self.min_power))
-        axes = tuple(range(1, len(inputs.shape))) if len(inputs.shape) > 2 else None
-        peak = ops.numpy.max(db, axis=axes, keepdims=True)
-        db = db - peak
-        return ops.numpy.maximum(db, -self.top_db)
+        power = ops.square(real) + ops.square(imag)
+        mel = ops.tensordot(power, ops.convert_to_tensor(self._filter_bank), axes=1)
+        # power_to_db(ref=max): librosa's order of operations (log, then subtract the
+        # peak in dB), so the result matches it to float32 rounding.
+        db = 10.0 * ops.log10(ops.maximum(mel, self.min_power))
+        # Peak per clip (every axis but the batch axis); one clip if unbatched.
+        axes = tuple(range(1, len(db.shape))) if len(db.shape) > 2 else None
+        db = ops.maximum(db - ops.max(db, axis=axes, keepdims=True), -self.top_db)
+        outputs = (db + self.offset_db) / self.offset_db
+        return ops.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
+        """``(..., samples)`` → ``(..., 1 + samples // sequence_stride, num_mel_bins)``."""
         input_shape = list(input_shape)
         samples = input_shape[-1]
         frames = None if samples is None else 1 + samples // self.sequence_stride
         return tuple(input_shape[:-1] + [frames, self.num_mel_bins])
 
     def get_config(self):
+        """The constructor arguments (the same keys as before the rewrite), for saving."""
         config = super().get_config()
-        for key in ("power_to_db", "mag_exp", "ref_power", "window", "sequence_length"):
-            config.pop(key, None)
-        config.update(mel_scale=self.mel_scale, offset_db=self.offset_db)
+        config.update(
+            fft_length=self.fft_length,
+            sequence_stride=self.sequence_stride,
+            sampling_rate=self.sampling_rate,
+            num_mel_bins=self.num_mel_bins,
+            min_freq=self.min_freq,
+            max_freq=self.max_freq,
+            top_db=self.top_db,
+            min_power=self.min_power,
+            mel_scale=self.mel_scale,
+            offset_db=self.offset_db,
+        )
         return config

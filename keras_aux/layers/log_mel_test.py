@@ -1,5 +1,12 @@
 """`LogMelSpectrogram` against librosa (the reference's front end) on real audio."""
 
+import importlib.util
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
 from pathlib import Path
 
 import keras
@@ -8,7 +15,8 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from keras_aux.layers import LogMelSpectrogram, slaney_mel_matrix
+from keras_aux.layers import LogMelSpectrogram, log_mel, slaney_mel_matrix
+from keras_aux.layers.log_mel import htk_mel_matrix
 from keras_aux.testing import TestCase
 
 librosa = pytest.importorskip("librosa", reason="librosa (dev extra) is the test reference")
@@ -91,3 +99,99 @@ class LogMelSpectrogramTest(TestCase):
             LogMelSpectrogram(num_mel_bins=0)
         with self.assertRaisesRegex(ValueError, "max_freq"):
             LogMelSpectrogram(max_freq=9000)
+
+    # Added with the rewrite on public Keras API only (issue 10 §2).
+
+    def test_uses_public_keras_api_only(self):
+        # A plain Layer on keras.ops: no private Keras module or base class to break.
+        self.assertEqual(LogMelSpectrogram.__bases__, (keras.layers.Layer,))
+        self.assertNotIn("keras.src", inspect.getsource(log_mel))
+
+    def test_matches_librosa_on_any_number_of_samples(self):
+        rng = np.random.default_rng(1)
+        layer = LogMelSpectrogram()
+        for samples in (1, 2, 511, 512, 2047, 2049, 5000):
+            y = (0.1 * rng.normal(size=samples)).astype("float32")
+            with warnings.catch_warnings():  # librosa warns when n_fft > samples
+                warnings.simplefilter("ignore")
+                expected = librosa_log_mel(y)
+            got = np.asarray(layer(y[None]))[0]
+            self.assertEqual(got.shape, expected.shape, msg=f"{samples} samples")
+            self.assertEqual(got.shape, layer.compute_output_shape((1, samples))[1:])
+            self.assertAllClose(got, expected, atol=1e-4, msg=f"{samples} samples")
+
+    def test_htk_filter_bank_matches_keras(self):
+        # mel_scale="htk" keeps the bank it had as a keras.layers.MelSpectrogram subclass
+        # (Keras builds it in float32; ours is float64 rounded to float32).
+        ref = keras.layers.MelSpectrogram().linear_to_mel_weight_matrix(
+            num_mel_bins=64,
+            num_spectrogram_bins=1025,
+            sampling_rate=16000,
+            lower_edge_hertz=30.0,
+            upper_edge_hertz=7000.0,
+        )
+        ours = htk_mel_matrix(16000, 2048, 64, min_freq=30.0, max_freq=7000.0)
+        self.assertAllClose(ours, ref, atol=1e-4)
+
+    def test_xla_and_exported_savedmodel(self):
+        wave = keras.Input((None,))
+        model = keras.Model(wave, LogMelSpectrogram(num_mel_bins=32)(wave))
+        model.compile(jit_compile=True)
+        rng = np.random.default_rng(2)
+        clips = {n: (0.1 * rng.normal(size=(2, n))).astype("float32") for n in (1, 3000)}
+        with self.assertXlaRan(model):
+            for clip in clips.values():
+                self.assertAllClose(
+                    model.predict(clip, verbose=0), model.layers[-1](clip), atol=1e-5
+                )
+        path = os.path.join(self.get_temp_dir(), "log_mel")
+        model.export(path, verbose=False)
+        loaded = tf.saved_model.load(path)
+        for clip in clips.values():
+            served = loaded.serve(tf.constant(clip)).numpy()
+            self.assertAllClose(served, model.layers[-1](clip), atol=1e-5)
+
+    def test_numpy_backend_in_subprocess(self):
+        self.check_backend_in_subprocess("numpy")
+
+    def test_jax_backend_in_subprocess(self):
+        if importlib.util.find_spec("jax") is None:
+            self.skipTest(
+                f"jax is not installed in this environment ({sys.executable}); "
+                "the layer's JAX path is checked where it is"
+            )
+        self.check_backend_in_subprocess("jax")
+
+    def check_backend_in_subprocess(self, backend):
+        """Runs the layer (eagerly and as a model's first layer) under ``KERAS_BACKEND=backend``
+        in a fresh interpreter, and compares it with librosa."""
+        y = real_clip()
+        tmp = self.get_temp_dir()
+        np.save(os.path.join(tmp, "wave.npy"), np.stack([y, 0.5 * y]))
+        # Loads the module file alone: the rest of keras_aux is TensorFlow-specific.
+        script = textwrap.dedent(
+            f"""
+            import importlib.util, os
+            import keras, numpy as np
+            assert keras.backend.backend() == {backend!r}, keras.backend.backend()
+            spec = importlib.util.spec_from_file_location("log_mel", {log_mel.__file__!r})
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            waves = np.load(os.path.join({tmp!r}, "wave.npy"))
+            layer = module.LogMelSpectrogram()
+            wave = keras.Input((None,))
+            model = keras.Model(wave, module.LogMelSpectrogram()(wave))
+            np.save(os.path.join({tmp!r}, "eager.npy"), keras.ops.convert_to_numpy(layer(waves)))
+            np.save(os.path.join({tmp!r}, "model.npy"), model.predict(waves, verbose=0))
+            """
+        )
+        env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+        result = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+        )
+        self.assertEqual(result.returncode, 0, msg=result.stderr[-3000:])
+        expected = np.stack([librosa_log_mel(y), librosa_log_mel(0.5 * y)])
+        for name in ("eager", "model"):
+            got = np.load(os.path.join(tmp, f"{name}.npy"))
+            self.assertEqual(got.shape, expected.shape)
+            self.assertAllClose(got, expected, atol=1e-4, msg=f"{backend}, {name}")

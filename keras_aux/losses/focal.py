@@ -3,7 +3,8 @@ regulariser.
 
 References: Lin, Goyal, Girshick, He & Dollár (2017), "Focal Loss for Dense
 Object Detection"; Liu, Davison & Johns (2019), MAXL, §3.1 and §3.4 (the
-reference code adds 1e-20 inside both logarithms); methods.md §3.
+reference code adds 1e-20 inside both logarithms); docs/maxl.md#focal-loss and
+docs/maxl.md#entropy-regulariser.
 """
 
 import keras

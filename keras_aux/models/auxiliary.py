@@ -1,107 +1,247 @@
-"""`AuxiliaryModel`: a functional Keras model with one primary output and
-auxiliary outputs, trained by censoring each auxiliary gradient.
+"""Censored training of a model with one primary output and auxiliary outputs.
+
+- `AuxiliaryTrainer`: the train step, as a mixin for any `keras.Model`
+  (``class MyModel(AuxiliaryTrainer, keras.Model)`` with your own ``call``
+  returning a dict of outputs);
+- `AuxiliaryModel`: the same step on a functional model, built like
+  ``keras.Model(inputs, outputs)`` plus ``primary=``.
+
+Each step runs one forward pass per batch under one tape, takes the primary
+gradient ``p`` (primary loss plus the model's regularisation losses) and each
+auxiliary gradient ``a_k``, and applies what the compiled censoring method
+(`keras_aux.censoring.Censor`) returns, by default ``p + Σ_k λ_k · G(a_k, m)``.
 
 References:
     Lemaire (2018), "Auxiliary tasks in deep learning: projecting the auxiliary
     gradient" (projection, moving average of the primary gradient).
     Du et al. (2018), "Adapting Auxiliary Losses Using Gradient Similarity",
-    arXiv:1812.02224 (unweighted / weighted cosine).
+    arXiv:1812.02224 (unweighted / weighted cosine). See docs/censoring.md.
 """
+
+import warnings
 
 import keras
 import tensorflow as tf
 
-# What Keras itself uses: the wrapper around function losses given by name
-# (rank alignment, reduction, distribution scaling) and the per-replica
-# loss scaling of its own train step.
-from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
-from keras.src.losses.losses import LossFunctionWrapper
-
 from keras_aux import censoring as censoring_lib
-from keras_aux.models.task_data import TaskData
+from keras_aux import compat
 from keras_aux.models import distribution
+from keras_aux.models.task_data import TaskData
+
+
+def _check_backend(cls):
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"{cls.__name__} trains with tf.GradientTape and tf.distribute, so it needs the "
+            f"TensorFlow backend; KERAS_BACKEND is {keras.backend.backend()!r}. Set "
+            "KERAS_BACKEND=tensorflow. (The censoring methods of keras_aux.censoring "
+            "themselves run on any backend.)"
+        )
+
+
+def _same_rank(y_true, y_pred):
+    """Aligns ranks that differ by a trailing 1 (as Keras does for function losses)."""
+    true_rank, pred_rank = len(y_true.shape), len(y_pred.shape)
+    if true_rank == pred_rank + 1 and y_true.shape[-1] == 1:
+        y_true = keras.ops.squeeze(y_true, -1)
+    elif pred_rank == true_rank + 1 and y_pred.shape[-1] == 1:
+        y_pred = keras.ops.squeeze(y_pred, -1)
+    return y_true, y_pred
+
+
+@keras.saving.register_keras_serializable(package="keras_aux")
+class FunctionLoss(keras.losses.Loss):
+    """A loss function given by name (``"mae"``) as a `keras.losses.Loss`:
+    reduction, sample weights and distribution scaling come from `Loss`."""
+
+    def __init__(self, fn, name=None, reduction="sum_over_batch_size", dtype=None):
+        self.fn = keras.losses.get(fn) if isinstance(fn, str) else fn
+        super().__init__(
+            name=name or getattr(self.fn, "__name__", "loss"), reduction=reduction, dtype=dtype
+        )
+
+    def call(self, y_true, y_pred):
+        y_true, y_pred = _same_rank(keras.ops.convert_to_tensor(y_true), y_pred)
+        return self.fn(y_true, y_pred)
+
+    def get_config(self):
+        config = super().get_config()
+        config["fn"] = keras.saving.serialize_keras_object(self.fn)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["fn"] = keras.saving.deserialize_keras_object(config["fn"])
+        return cls(**config)
 
 
 def _resolve_loss(identifier, task):
     if identifier is None:
         raise ValueError(f"No loss given for output {task!r}.")
-    loss = keras.losses.get(identifier)
+    try:
+        loss = keras.losses.get(identifier)
+    except ValueError as error:
+        raise ValueError(f"Unknown loss {identifier!r} for output {task!r}: {error}") from None
     if loss is None:
         raise ValueError(f"Unknown loss {identifier!r} for output {task!r}.")
     if isinstance(loss, keras.losses.Loss):
         return loss
-    return LossFunctionWrapper(loss, name=getattr(loss, "__name__", "loss"))
+    return FunctionLoss(loss)
+
+
+class CensorStateLayer(keras.layers.Layer):
+    """Holds a censoring method's state as non-trainable variables.
+
+    A layer of its own, created with the model, so a model that Keras locks
+    once built (a subclassed one) can still receive the state at `compile`;
+    being tracked by the model, its variables are saved in `.keras` files and
+    checkpoints and restored by `BackupAndRestore`.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.state_names = []
+        # Nothing to build (its variables come from `assign_structure`); an
+        # unbuilt sublayer would make Keras warn about the model's build.
+        self.built = True
+
+    def assign_structure(self, leaves):
+        """Replaces the held variables by new ones with ``leaves`` as values."""
+        for name in self.state_names:
+            delattr(self, name)  # Keras untracks a deleted variable attribute
+        self.state_names = []
+        for i, leaf in enumerate(leaves):
+            name = f"state_{i}"
+            # Gradients are all-reduced before censoring, so every replica
+            # computes the same state.
+            variable = keras.Variable(
+                leaf, trainable=False, aggregation="only_first_replica", name=name
+            )
+            setattr(self, name, variable)
+            self.state_names.append(name)
+
+    def load_own_variables(self, store):
+        """Loads the state; a file without any (written by keras-aux 0.1, which
+        did not save the moving average) leaves it at its initial value."""
+        if self.state_names and not list(store.keys()):
+            warnings.warn(
+                "The file holds no censoring state (it was written before keras-aux saved it): "
+                "the moving average of the primary gradient starts afresh.",
+                stacklevel=2,
+            )
+            return
+        super().load_own_variables(store)
+
+    @property
+    def state_variables(self):
+        """The held variables, in order."""
+        return [getattr(self, name) for name in self.state_names]
+
+    def call(self, inputs):
+        return inputs
 
 
 class _CompiledTasks:
     """What `compile` resolved: one plain object, so Keras does not track it
     as model state (recompiling replaces it; nothing leaks into `weights`)."""
 
-    def __init__(self, losses, weights, mode, granularity, ema, track_cosine, trackers, cosines):
+    def __init__(self, losses, weights, censor, track_cosine, trackers, cosines, loss_tracker):
         self.losses = losses
         self.weights = weights
-        self.mode = mode
-        self.granularity = granularity
-        self.ema = ema
+        self.censor = censor
         self.track_cosine = track_cosine
         self.loss_trackers = trackers
         self.cosine_trackers = cosines
+        self.loss_tracker = loss_tracker
+        self.state_structure = None  # what `censor.init` returned, once built
+        self.state_num_variables = None  # trainable variables it was built for
+        self.warned_unshared = False
 
 
-@keras.saving.register_keras_serializable(package="keras_aux")
-class AuxiliaryModel(keras.Model):
-    """A functional model with one primary output and N auxiliary outputs.
+class AuxiliaryTrainer:
+    """The censored train step, for any `keras.Model` with several outputs.
 
-    Build it like a functional model whose outputs are a dict of named
-    tensors, name the primary one, and compile with per-output losses; the
-    auxiliary losses' weights are the λ's. Each step runs one forward pass
-    under one tape, takes the primary gradient ``p`` (primary loss plus the
-    model's regularisation losses) and each auxiliary gradient ``a_k``, and
-    applies ``p + Σ_k λ_k · G(a_k, m)`` with the compiled censoring mode
-    (see `keras_aux.censoring`).
-
-    Example:
+    Mix it in before `keras.Model`; ``call`` returns a dict of named outputs
+    (or a list, with ``task_names``). Compile with one loss per output; the
+    auxiliary losses' weights are the λ's; `fit`, `evaluate`, `predict`,
+    `save` and `export` work as on any Keras model.
 
     ```python
-    x = keras.Input((20,), name="features")
-    h = keras.layers.Dense(64, activation="relu")(x)
-    model = AuxiliaryModel(
-        x,
-        {"label": keras.layers.Dense(3, activation="softmax")(h),
-         "reconstruction": keras.layers.Dense(20)(h)},
-        primary="label",
-        input_targets={"reconstruction": "features"},
-    )
-    model.compile(
-        optimizer="adam",
-        loss={"label": "sparse_categorical_crossentropy", "reconstruction": "mae"},
-        loss_weights={"reconstruction": 10.0},
-        censoring="projection",
-    )
-    model.fit(features, labels)  # the reconstruction target is the input
+    class TwoHeads(AuxiliaryTrainer, keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(primary="label", **kwargs)
+            self.trunk = keras.layers.Dense(64, activation="relu")
+            self.label = keras.layers.Dense(3, activation="softmax")
+            self.reconstruction = keras.layers.Dense(20)
+
+        def call(self, x):
+            h = self.trunk(x)
+            return {"label": self.label(h), "reconstruction": self.reconstruction(h)}
+
+    model = TwoHeads(input_targets={"reconstruction": None})
+    model.compile("adam", loss={"label": "sparse_categorical_crossentropy",
+                                "reconstruction": "mae"}, censoring="projection")
     ```
 
-    Args:
-        inputs: functional inputs (tensor, list or dict).
-        outputs: dict ``{task_name: tensor}``, or a list whose task names are
-            the output layers' names.
-        name: model name.
+    Args (keyword-only, besides the model's own):
         primary: the name of the primary output.
         input_targets: optional ``{output_name: input_name}``: those outputs
-            are trained to reproduce that model input (before any layer of the
-            model, e.g. before input dropout), so ``y`` need not repeat ``x``.
-            ``input_name`` may be None when the model has a single input.
-            A target given explicitly in ``y`` takes precedence (denoising).
+            are trained to reproduce that model input (``None`` for a model
+            with one input), so ``y`` need not repeat ``x``. A target given
+            explicitly in ``y`` takes precedence (denoising).
+        task_names: the output names in order, for a ``call`` that returns a
+            list; by default the keys of the loss dict.
 
-    Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224).
+    Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224). See docs/censoring.md.
     """
 
-    def __init__(self, inputs, outputs, name=None, *, primary=None, input_targets=None, **kwargs):
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-        if isinstance(outputs, dict):
-            task_names = list(outputs.keys())
-        else:
-            task_names = list(self.output_names)
+    def __init__(self, *args, primary=None, input_targets=None, task_names=None, **kwargs):
+        _check_backend(type(self))
+        super().__init__(*args, **kwargs)
+        self._tasks = None
+        self._class_weights = None
+        self.censor_state_layer = CensorStateLayer(name="censor_state")
+        self._task_names = list(task_names) if task_names is not None else None
+        if self._task_names is None:
+            self._task_names = self._default_task_names()
+        self.primary = primary
+        self.input_targets = dict(input_targets or {})
+        # Without `primary` (e.g. `keras.models.clone_model`), `compile` or
+        # `configure_tasks` names it later.
+        if primary is not None and self._task_names is not None:
+            self.configure_tasks(primary, input_targets)
+
+    # ------------------------------------------------------------------ tasks
+    def _default_task_names(self):
+        """Output names known without calling the model (None if unknown)."""
+        return None
+
+    @property
+    def task_names(self):
+        """The output names, the primary's included."""
+        if self._task_names is None:
+            raise ValueError(
+                f"{type(self).__name__} does not know its output names yet: compile it with a "
+                "`loss` dict keyed by output name, or pass `task_names=`."
+            )
+        return self._task_names
+
+    @property
+    def auxiliary_names(self):
+        """The auxiliary output names, in output order."""
+        return [t for t in self.task_names if t != self.primary]
+
+    def _input_names(self):
+        return None  # unknown for a subclassed model
+
+    def configure_tasks(self, primary, input_targets=None):
+        """Names the primary output and the outputs that reconstruct an input.
+
+        Called by the constructor; call it yourself on a model built without
+        them (e.g. a `keras.models.clone_model` of an uncompiled model).
+        """
+        task_names = self.task_names
         if primary is None:
             raise ValueError(
                 f"`primary` must name the primary output; the outputs are {task_names}."
@@ -112,18 +252,14 @@ class AuxiliaryModel(keras.Model):
             )
         if len(task_names) < 2:
             raise ValueError(
-                "An AuxiliaryModel needs at least one auxiliary output besides the "
+                "An auxiliary model needs at least one auxiliary output besides the "
                 f"primary {primary!r}; use keras.Model for a single-output model."
             )
-        self.task_names = task_names
         self.primary = primary
-        self.auxiliary_names = [t for t in task_names if t != primary]
         self.input_targets = self._validate_input_targets(input_targets or {})
-        self._tasks = None
 
-    # ------------------------------------------------------------------ config
     def _validate_input_targets(self, input_targets):
-        input_names = [t.name for t in self.inputs]
+        input_names = self._input_names()
         resolved = {}
         for output_name, input_name in dict(input_targets).items():
             if output_name not in self.task_names:
@@ -133,27 +269,23 @@ class AuxiliaryModel(keras.Model):
                 )
             if output_name == self.primary:
                 raise ValueError("The primary output cannot take its target from the inputs.")
-            if input_name is None:
-                if len(input_names) != 1:
+            if input_names is not None:
+                if input_name is None:
+                    if len(input_names) != 1:
+                        raise ValueError(
+                            f"`input_targets[{output_name!r}]` is None but the model has "
+                            f"{len(input_names)} inputs {input_names}: name one."
+                        )
+                    input_name = input_names[0]
+                if input_name not in input_names:
                     raise ValueError(
-                        f"`input_targets[{output_name!r}]` is None but the model has "
-                        f"{len(input_names)} inputs {input_names}: name one."
+                        f"`input_targets[{output_name!r}] = {input_name!r}` is not an input; "
+                        f"the inputs are {input_names}."
                     )
-                input_name = input_names[0]
-            if input_name not in input_names:
-                raise ValueError(
-                    f"`input_targets[{output_name!r}] = {input_name!r}` is not an input; "
-                    f"the inputs are {input_names}."
-                )
             resolved[output_name] = input_name
         return resolved
 
-    def get_config(self):
-        config = super().get_config()
-        config["primary"] = self.primary
-        config["input_targets"] = dict(self.input_targets)
-        return config
-
+    # ---------------------------------------------------------------- compile
     def compile(
         self,
         optimizer="rmsprop",
@@ -162,40 +294,50 @@ class AuxiliaryModel(keras.Model):
         metrics=None,
         weighted_metrics=None,
         censoring="multitask",
-        granularity="global",
+        granularity=None,
         ema_alpha=1.0,
-        track_gradient_cosine=True,
+        track_gradient_cosine=None,
         **kwargs,
     ):
         """Configures training, as `keras.Model.compile`, plus censoring.
 
         Args:
-            optimizer, metrics, weighted_metrics, **kwargs: as in
-                `keras.Model.compile` (``jit_compile``, ``run_eagerly``,
-                ``steps_per_execution``...). ``metrics`` dicts are keyed by
-                task name.
-            loss: dict ``{task_name: loss}`` covering every output, or one
-                loss for all outputs.
-            loss_weights: dict ``{task_name: weight}``; auxiliary weights are
-                the λ's (default 1), the primary weight scales the primary loss
-                (default 1).
-            censoring: one of `keras_aux.censoring.MODES`; ``"multitask"`` is
-                the ordinary λ-weighted sum.
-            granularity: ``"global"`` or ``"per_variable"``.
-            ema_alpha: smoothing constant α in (0, 1] of the moving average of
-                the primary gradient used as the censoring reference; 1 means
-                the current primary gradient.
+            optimizer, weighted_metrics, **kwargs: as in `keras.Model.compile`
+                (``jit_compile``, ``run_eagerly``, ``steps_per_execution``...).
+            loss: dict ``{task_name: loss}`` covering every output, a list in
+                output order, or one loss for all outputs.
+            loss_weights: dict ``{task_name: weight}`` (or a list in output
+                order); auxiliary weights are the λ's (default 1), the primary
+                weight scales the primary loss (default 1).
+            metrics: as in Keras; a dict is keyed by task name.
+            censoring: a name in `keras_aux.censoring.NAMES` (``"multitask"``
+                is the ordinary λ-weighted sum) or a `keras_aux.censoring.Censor`
+                instance, a user's own subclass included.
+            granularity: ``"global"`` (default) or ``"per_variable"``, for a
+                censoring given by name.
+            ema_alpha: α in (0, 1] of the moving average of the primary
+                gradient used as the censoring reference; 1 means the current
+                primary gradient. Its state is model state (saved in `.keras`
+                files and checkpoints).
             track_gradient_cosine: log ``<aux>_cosine``, the cosine between
                 the primary and each auxiliary gradient over the variables
-                both reach. With ``censoring="multitask"`` and this False,
-                the step takes one backward pass (the plain Keras cost);
-                otherwise one per task.
+                both reach. Default: True unless the censoring ignores the
+                auxiliary gradients (``"single_task"``), where it would cost one
+                backward pass per auxiliary task.
         """
+        if self._task_names is None and isinstance(loss, dict) and self.primary is not None:
+            self._task_names = [self.primary] + [t for t in loss if t != self.primary]
+            self.configure_tasks(self.primary, self.input_targets)
+        if self.primary is None or self.primary not in self.task_names:
+            self.configure_tasks(self.primary, self.input_targets)
         losses = self._resolve_losses(loss)
         weights = self._resolve_loss_weights(loss_weights)
-        censoring_lib.validate_mode(censoring)
-        censoring_lib.validate_granularity(granularity)
-        ema_alpha = censoring_lib.validate_alpha(ema_alpha)
+        self._check_metrics(metrics, "metrics")
+        self._check_metrics(weighted_metrics, "weighted_metrics")
+        censor = censoring_lib.get(censoring, granularity=granularity, ema_alpha=ema_alpha)
+        if track_gradient_cosine is None:
+            track_gradient_cosine = censor.needs_auxiliary_gradients
+        self._drop_censor_state()
         super().compile(
             optimizer=optimizer,
             loss=None,
@@ -204,60 +346,93 @@ class AuxiliaryModel(keras.Model):
             **kwargs,
         )
         with self.distribute_strategy.scope():
-            ema = None
-            if ema_alpha < 1.0:
-                ema = censoring_lib.GradientEMA(ema_alpha)
-                ema.build(self.trainable_variables)
+            loss_tracker = keras.metrics.Mean(name="loss")
             trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in self.task_names}
             cosines = {}
             if track_gradient_cosine:
                 cosines = {t: keras.metrics.Mean(name=f"{t}_cosine") for t in self.auxiliary_names}
         self._tasks = _CompiledTasks(
-            losses, weights, censoring, granularity, ema, track_gradient_cosine, trackers, cosines
+            losses, weights, censor, bool(track_gradient_cosine), trackers, cosines, loss_tracker
         )
-        # Keras saves `_compile_config` in `.keras` files; record our own args.
-        self._compile_config.config.update(
+        self._compile_arguments = dict(
             loss=loss,
             loss_weights=loss_weights,
-            censoring=censoring,
-            granularity=granularity,
-            ema_alpha=ema_alpha,
-            track_gradient_cosine=track_gradient_cosine,
+            censoring=keras.saving.serialize_keras_object(censor),
+            track_gradient_cosine=bool(track_gradient_cosine),
+            primary=self.primary,
+            input_targets=dict(self.input_targets),
+            task_names=list(self.task_names),
         )
+        if self.built:
+            self.build_censor_state()
+
+    def get_compile_config(self):
+        """Keras's compile config plus the censoring method (serialized) and the tasks."""
+        config = super().get_compile_config()
+        if config and self._tasks is not None:
+            config.update(self._compile_arguments)
+        return config
 
     def compile_from_config(self, config):
         """Recompiles from a `.keras` file's compile config (see `compile`)."""
+        config = dict(config)
+        primary = config.pop("primary", None)
+        input_targets = config.pop("input_targets", None)
+        task_names = config.pop("task_names", None)
+        if self._task_names is None and task_names is not None:
+            self._task_names = list(task_names)
+        if primary is not None and self.primary is None:
+            self.configure_tasks(primary, input_targets)
+        # Files written before censoring methods were objects hold a name and
+        # its `granularity` / `ema_alpha`; newer ones a serialized `Censor`.
+        censor = censoring_lib.get(
+            config.pop("censoring", "multitask"),
+            granularity=config.pop("granularity", None),
+            ema_alpha=config.pop("ema_alpha", 1.0),
+        )
         config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
+        self.compile(censoring=censor, **config)
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
     def _resolve_losses(self, loss):
+        names = self.task_names
         if loss is None:
-            raise ValueError(
-                f"`loss` is required: a dict with one loss per output {self.task_names}."
-            )
+            raise ValueError(f"`loss` is required: a dict with one loss per output {names}.")
+        if isinstance(loss, (list, tuple)):
+            if len(loss) != len(names):
+                raise ValueError(
+                    f"`loss` is a list of {len(loss)} losses but the model has outputs {names}; "
+                    "give one per output, in that order, or a dict keyed by output name."
+                )
+            loss = dict(zip(names, loss))
         if not isinstance(loss, dict):
-            return {t: _resolve_loss(loss, t) for t in self.task_names}
-        unknown = sorted(set(loss) - set(self.task_names))
+            return {t: _resolve_loss(loss, t) for t in names}
+        unknown = sorted(set(loss) - set(names))
         if unknown:
-            raise ValueError(
-                f"`loss` names unknown outputs {unknown}; the outputs are {self.task_names}."
-            )
-        missing = [t for t in self.task_names if t not in loss]
+            raise ValueError(f"`loss` names unknown outputs {unknown}; the outputs are {names}.")
+        missing = [t for t in names if t not in loss]
         if missing:
             raise ValueError(f"`loss` gives no loss for outputs {missing}.")
-        return {t: _resolve_loss(loss[t], t) for t in self.task_names}
+        return {t: _resolve_loss(loss[t], t) for t in names}
 
     def _resolve_loss_weights(self, loss_weights):
+        names = self.task_names
+        if isinstance(loss_weights, (list, tuple)):
+            if len(loss_weights) != len(names):
+                raise ValueError(
+                    f"`loss_weights` is a list of {len(loss_weights)} but the model has outputs "
+                    f"{names}."
+                )
+            loss_weights = dict(zip(names, loss_weights))
         loss_weights = dict(loss_weights or {})
-        unknown = sorted(set(loss_weights) - set(self.task_names))
+        unknown = sorted(set(loss_weights) - set(names))
         if unknown:
             raise ValueError(
-                f"`loss_weights` names unknown outputs {unknown}; the outputs are {self.task_names}."
+                f"`loss_weights` names unknown outputs {unknown}; the outputs are {names}."
             )
         weights = {}
-        for t in self.task_names:
+        for t in names:
             w = loss_weights.get(t, 1.0)
             try:
                 w = float(w)
@@ -268,26 +443,115 @@ class AuxiliaryModel(keras.Model):
             weights[t] = w
         return weights
 
+    def _check_metrics(self, metrics, what):
+        if isinstance(metrics, dict):
+            unknown = sorted(set(metrics) - set(self.task_names))
+            if unknown:
+                raise ValueError(
+                    f"`{what}` names unknown outputs {unknown}; the outputs are {self.task_names}."
+                )
+
     @property
     def metrics(self):
+        """Total loss, per-task losses, cosines, then the compiled metrics."""
         metrics = super().metrics
         if not self.compiled or self._tasks is None:
             return metrics
-        own = list(self._tasks.loss_trackers.values()) + list(self._tasks.cosine_trackers.values())
-        # Order: total loss, per-task losses, cosines, then compiled metrics.
-        return metrics[:1] + own + metrics[1:]
+        tasks = self._tasks
+        own = [tasks.loss_tracker, *tasks.loss_trackers.values(), *tasks.cosine_trackers.values()]
+        # Keras's own loss tracker (always first when compiled) is replaced by ours.
+        if metrics and metrics[0].name == "loss" and isinstance(metrics[0], keras.metrics.Mean):
+            metrics = metrics[1:]
+        return own + metrics
+
+    # ---------------------------------------------------------- censor state
+    def _drop_censor_state(self):
+        if self._tasks is not None:
+            self.censor_state_layer.assign_structure([])
+            self._tasks.state_structure = None
+
+    def build_censor_state(self):
+        """Creates the censoring method's state as model variables.
+
+        Done by `compile` on a built model, else before the first `fit` step
+        (or in its first trace, when Keras builds the model there).
+        The variables are model state: `.keras` files, `ModelCheckpoint` and
+        `BackupAndRestore` carry them.
+        """
+        tasks = self._tasks
+        if tasks is None:
+            return
+        variables = self.trainable_variables
+        if not variables or (
+            tasks.state_structure is not None and tasks.state_num_variables == len(variables)
+        ):
+            # Not built yet (a subclassed model without a strategy builds in
+            # the first trace of the train step, which then calls this), or
+            # done.
+            return
+        self._drop_censor_state()
+        # Eager even when called from the first trace, like Keras's own
+        # optimizer variables.
+        with tf.init_scope(), self.distribute_strategy.scope():
+            state = tasks.censor.init(variables)
+            self.censor_state_layer.assign_structure(keras.tree.flatten(state))
+        tasks.state_structure = state
+        tasks.state_num_variables = len(variables)
+
+    @property
+    def censor(self):
+        """The compiled censoring method (a `keras_aux.censoring.Censor`), or None."""
+        return None if self._tasks is None else self._tasks.censor
+
+    @property
+    def censor_state(self):
+        """The censoring method's current state (the structure ``init`` returned)."""
+        tasks = self._tasks
+        if tasks is None or tasks.state_structure is None:
+            return None
+        leaves = [v.value for v in self.censor_state_layer.state_variables]
+        return keras.tree.pack_sequence_as(tasks.state_structure, leaves)
+
+    def make_train_function(self, force=False):
+        """Keras's train function; the censor state is built first (after
+        Keras builds the model, before callbacks such as `BackupAndRestore`
+        restore state)."""
+        self.build_censor_state()
+        return super().make_train_function(force)
 
     # --------------------------------------------------------------- the step
     def _outputs_by_task(self, y_pred):
         if isinstance(y_pred, dict):
+            if set(y_pred) != set(self.task_names):
+                raise ValueError(
+                    f"The model returned outputs {sorted(y_pred)} but its tasks are "
+                    f"{self.task_names}."
+                )
             return y_pred
-        return dict(zip(self.task_names, keras.tree.flatten(y_pred)))
+        flat = keras.tree.flatten(y_pred)
+        if len(flat) != len(self.task_names):
+            raise ValueError(
+                f"The model returned {len(flat)} outputs but its tasks are {self.task_names}; "
+                "return a dict keyed by task name."
+            )
+        return dict(zip(self.task_names, flat))
 
     def _input_by_name(self, x, input_name):
         if isinstance(x, dict):
+            if input_name not in x:
+                raise ValueError(
+                    f"`input_targets` names input {input_name!r}, which is not in the inputs "
+                    f"{sorted(x)}."
+                )
             return x[input_name]
         if isinstance(x, (list, tuple)):
-            return x[[t.name for t in self.inputs].index(input_name)]
+            names = self._input_names()
+            if names is None or input_name not in names:
+                raise ValueError(
+                    f"Cannot find input {input_name!r} in a list of inputs: pass a dict of "
+                    "inputs keyed by name."
+                )
+            return x[names.index(input_name)]
         return x
 
     def _targets_by_task(self, x, y, tasks=None, required=True):
@@ -327,10 +591,24 @@ class AuxiliaryModel(keras.Model):
             )
         return {t: targets[t] for t in tasks if targets.get(t) is not None}
 
-    def _sample_weight_for(self, sample_weight, task):
+    def _sample_weight_for(self, sample_weight, task, target):
         if isinstance(sample_weight, dict):
-            return sample_weight.get(task)
-        return sample_weight
+            weight = sample_weight.get(task)
+        else:
+            weight = sample_weight
+        if task == self.primary and self._class_weights is not None:
+            class_weight = self._primary_class_weights(target)
+            weight = class_weight if weight is None else weight * class_weight
+        return weight
+
+    def _primary_class_weights(self, target):
+        """Per-sample weights from `fit(class_weight=...)`, for the primary task only."""
+        target = tf.convert_to_tensor(target)
+        if target.shape.rank == 2 and target.shape[-1] > 1:
+            ids = tf.argmax(target, axis=-1)
+        else:
+            ids = tf.reshape(target, [-1]) if target.shape.rank == 2 else target
+        return tf.gather(self._class_weights, tf.cast(ids, "int32"))
 
     def compute_task_losses(self, targets, y_pred, sample_weight=None):
         """Unweighted losses of the tasks in ``targets``: ``{task_name: scalar}``.
@@ -346,7 +624,7 @@ class AuxiliaryModel(keras.Model):
         return {
             t: tf.cast(
                 self._tasks.losses[t](
-                    target, outputs[t], self._sample_weight_for(sample_weight, t)
+                    target, outputs[t], self._sample_weight_for(sample_weight, t, target)
                 ),
                 "float32",
             )
@@ -356,7 +634,7 @@ class AuxiliaryModel(keras.Model):
     def _regularization_loss(self):
         if not self.losses:
             return None
-        return scale_loss_for_distribution(tf.cast(tf.add_n(self.losses), "float32"))
+        return distribution.scale_loss(tf.cast(tf.add_n(self.losses), "float32"))
 
     def _primary_objective(self, task_losses):
         """Weighted primary loss plus the regularisation losses."""
@@ -375,7 +653,7 @@ class AuxiliaryModel(keras.Model):
     def task_objectives(self, task_losses):
         """What each gradient differentiates (call it under the tape): the
         primary objective, then each unweighted auxiliary loss (λ is applied
-        by `combine`), all loss-scaled for mixed precision."""
+        by the censoring method), all loss-scaled for mixed precision."""
         objectives = [self._primary_objective(task_losses)]
         objectives += [task_losses[t] for t in self.auxiliary_names]
         return [self.optimizer.scale_loss(o) for o in objectives]
@@ -395,12 +673,33 @@ class AuxiliaryModel(keras.Model):
         return lists[0], lists[1:]
 
     def combine_gradients(self, primary, auxiliary):
-        """``p + Σ_k λ_k · G(a_k, m)`` with the compiled censoring settings."""
+        """The compiled censoring method's update; its new state is assigned."""
         tasks = self._tasks
-        weights = [tasks.weights[t] for t in self.auxiliary_names]
-        return censoring_lib.combine(
-            primary, auxiliary, weights, tasks.mode, tasks.granularity, ema=tasks.ema
-        )
+        weights = [tasks.weights[t] for t in self.auxiliary_names] if auxiliary else []
+        primary = [distribution.dense(g) for g in primary]
+        auxiliary = [[distribution.dense(g) for g in grads] for grads in auxiliary]
+        self._warn_unshared(primary, auxiliary)
+        self.build_censor_state()
+        grads, new_state = tasks.censor.update(primary, auxiliary, weights, self.censor_state)
+        variables = self.censor_state_layer.state_variables
+        for variable, value in zip(variables, keras.tree.flatten(new_state)):
+            variable.assign(tf.cast(value, variable.dtype))
+        return grads
+
+    def _warn_unshared(self, primary, auxiliary):
+        """Warns (once, at trace time) about auxiliary outputs that share no
+        trainable variable with the primary: they cannot help it."""
+        if self._tasks.warned_unshared:
+            return
+        self._tasks.warned_unshared = True
+        for t, grads in zip(self.auxiliary_names, auxiliary):
+            if not any(p is not None and a is not None for p, a in zip(primary, grads)):
+                warnings.warn(
+                    f"Auxiliary output {t!r} shares no trainable variable with the primary "
+                    f"output {self.primary!r}: its gradient cannot reach the primary task, so "
+                    "it trains only its own head (and its cosine logs 0).",
+                    stacklevel=2,
+                )
 
     def apply_gradients(self, grads, variables, all_reduced=True):
         """One optimizer step (None entries skipped). ``all_reduced``: the
@@ -410,18 +709,21 @@ class AuxiliaryModel(keras.Model):
     def update_task_metrics(self, task_losses, batch_size, primary=None, auxiliary=None):
         """Updates the total, per-task loss and (when gradients are given) cosine trackers."""
         tasks = self._tasks
-        self._loss_tracker.update_state(
-            unscale_loss_for_distribution(self._total_loss(task_losses)), sample_weight=batch_size
+        tasks.loss_tracker.update_state(
+            distribution.unscale_loss(self._total_loss(task_losses)), sample_weight=batch_size
         )
         for t, value in task_losses.items():
             tasks.loss_trackers[t].update_state(
-                unscale_loss_for_distribution(value), sample_weight=batch_size
+                distribution.unscale_loss(value), sample_weight=batch_size
             )
-        if primary is not None:
+        if primary is not None and auxiliary:
             for t, grads in zip(self.auxiliary_names, auxiliary):
                 if t in tasks.cosine_trackers:
                     tasks.cosine_trackers[t].update_state(
-                        censoring_lib.cosine_similarity(primary, grads)
+                        censoring_lib.cosine_similarity(
+                            [distribution.dense(g) for g in primary],
+                            [distribution.dense(g) for g in grads],
+                        )
                     )
 
     def _logs(self, training, tasks=None):
@@ -475,33 +777,45 @@ class AuxiliaryModel(keras.Model):
         for x, targets, sample_weight in batches:
             y_pred = self(x, training=training)
             task_losses.update(self.compute_task_losses(targets, y_pred, sample_weight))
-            predictions.append((targets, y_pred, sample_weight))
+            predictions.append((x, targets, y_pred, sample_weight))
         return task_losses, predictions
 
     def _update_compiled_metrics(self, predictions):
-        if self._compile_metrics is None:
-            return
-        # Compiled metrics follow the primary batch (the first), as in Keras.
-        targets, y_pred, sample_weight = predictions[0]
+        # Compiled metrics follow the primary batch (the first), as in Keras,
+        # through Keras's own `compute_metrics` hook.
+        x, targets, y_pred, sample_weight = predictions[0]
         outputs = self._outputs_by_task(y_pred)
-        self._compile_metrics.update_state(targets, {t: outputs[t] for t in targets}, sample_weight)
+        self.compute_metrics(x, targets, {t: outputs[t] for t in targets}, sample_weight)
+
+    def _gradients_needed(self):
+        """``"total"`` (one backward pass of the weighted total), ``"primary"``
+        (one, of the primary objective) or ``"tasks"`` (one per task)."""
+        tasks = self._tasks
+        if tasks.track_cosine:
+            return "tasks"
+        if not tasks.censor.needs_auxiliary_gradients:
+            return "primary"
+        if tasks.censor.is_linear:
+            return "total"
+        return "tasks"
 
     def train_step(self, data):
         """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
         batches = self._task_batches(data, training=True)
-        # Multitask without the cosine metric is linear in the gradients: one
-        # backward pass of the λ-weighted total, exactly the plain Keras step.
-        one_pass = self._tasks.mode == censoring_lib.MULTITASK and not self._tasks.track_cosine
-        with tf.GradientTape(persistent=not one_pass) as tape:
+        needed = self._gradients_needed()
+        with tf.GradientTape(persistent=needed == "tasks") as tape:
             task_losses, predictions = self._forward(batches, training=True)
-            if one_pass:
-                total = self.optimizer.scale_loss(self._total_loss(task_losses))
+            if needed == "total":
+                objectives = [self.optimizer.scale_loss(self._total_loss(task_losses))]
+            elif needed == "primary":
+                objectives = [self.optimizer.scale_loss(self._primary_objective(task_losses))]
             else:
                 objectives = self.task_objectives(task_losses)
         variables = self.trainable_variables
-        if one_pass:
-            self.apply_gradients(tape.gradient(total, variables), variables, all_reduced=False)
-            primary = auxiliary = None
+        primary = auxiliary = None
+        if needed == "total":
+            # Linear and unmeasured: exactly the plain Keras step.
+            self.apply_gradients(tape.gradient(objectives[0], variables), variables, False)
         else:
             primary, auxiliary = self.compute_task_gradients(tape, objectives, variables)
             del tape
@@ -520,6 +834,37 @@ class AuxiliaryModel(keras.Model):
         self._update_compiled_metrics(predictions)
         return self._logs(training=False, tasks=set(task_losses))
 
+    # -------------------------------------------------------------------- fit
+    def fit(self, *args, class_weight=None, **kwargs):
+        """`keras.Model.fit`. ``class_weight`` (``{class_id: weight}``, every
+        class from 0) weights the primary task's loss only: class weights are
+        about the primary task's classes, and an auxiliary loss (e.g. a
+        reconstruction) has none."""
+        args = list(args)
+        if len(args) > 9:  # class_weight given positionally
+            class_weight, args[9] = args[9], None
+        self._class_weights = self._class_weight_table(class_weight)
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._class_weights = None
+
+    @staticmethod
+    def _class_weight_table(class_weight):
+        if class_weight is None:
+            return None
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise ValueError(
+                f"`class_weight` must be a dict {{class_id: weight}}; got {class_weight!r}."
+            )
+        keys = sorted(class_weight)
+        if keys != list(range(len(keys))):
+            raise ValueError(
+                f"`class_weight` must have keys 0..{len(keys) - 1}, one per primary class; "
+                f"got {keys}."
+            )
+        return tf.constant([float(class_weight[k]) for k in keys], "float32")
+
     # ----------------------------------------------------------------- export
     def export(
         self,
@@ -535,6 +880,8 @@ class AuxiliaryModel(keras.Model):
         Args:
             filepath: destination directory.
             format: as `keras.Model.export`.
+            input_signature: as `keras.Model.export`; by default the one Keras
+                infers from the model.
             outputs: ``"primary"`` (the served endpoint ``serve`` returns the
                 primary output tensor) or ``"all"`` (every output, as Keras).
         """
@@ -544,9 +891,9 @@ class AuxiliaryModel(keras.Model):
             return super().export(
                 filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
             )
-        from keras.src.export.export_utils import get_input_signature
-
-        input_signature = input_signature or get_input_signature(self)
+        if self.primary is None:
+            raise ValueError("Name the primary output (`configure_tasks`) before exporting it.")
+        input_signature = input_signature or compat.input_signature(self)
         archive = keras.export.ExportArchive()
         archive.track(self)
 
@@ -555,3 +902,81 @@ class AuxiliaryModel(keras.Model):
 
         archive.add_endpoint("serve", serve, input_signature)
         archive.write_out(filepath, verbose=bool(verbose) if verbose is not None else True)
+
+
+@keras.saving.register_keras_serializable(package="keras_aux")
+class AuxiliaryModel(AuxiliaryTrainer, keras.Model):
+    """A functional model with one primary output and N auxiliary outputs.
+
+    Build it like a functional `keras.Model` whose outputs are a dict of named
+    tensors (or a list: the output layers' names are the task names), name
+    the primary one, and compile with per-output losses; the auxiliary
+    losses' weights are the λ's. The train step is `AuxiliaryTrainer`'s; for
+    a subclassed model with your own ``call``, mix `AuxiliaryTrainer` into
+    `keras.Model` instead.
+
+    Example:
+
+    ```python
+    x = keras.Input((20,), name="features")
+    h = keras.layers.Dense(64, activation="relu")(x)
+    model = AuxiliaryModel(
+        x,
+        {"label": keras.layers.Dense(3, activation="softmax")(h),
+         "reconstruction": keras.layers.Dense(20)(h)},
+        primary="label",
+        input_targets={"reconstruction": "features"},
+    )
+    model.compile(
+        optimizer="adam",
+        loss={"label": "sparse_categorical_crossentropy", "reconstruction": "mae"},
+        loss_weights={"reconstruction": 10.0},
+        censoring="projection",
+    )
+    model.fit(features, labels)  # the reconstruction target is the input
+    ```
+
+    Args:
+        inputs: functional inputs (tensor, list or dict).
+        outputs: dict ``{task_name: tensor}``, or a list whose task names are
+            the output layers' names.
+        name: model name.
+        primary: the name of the primary output (may be named later with
+            `configure_tasks`, e.g. on a clone).
+        input_targets: optional ``{output_name: input_name}`` (see
+            `AuxiliaryTrainer`).
+
+    Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224). See docs/censoring.md.
+    """
+
+    def __init__(
+        self, inputs=None, outputs=None, name=None, *, primary=None, input_targets=None, **kwargs
+    ):
+        if inputs is None or outputs is None:
+            raise TypeError(
+                "AuxiliaryModel is the functional form: AuxiliaryModel(inputs, outputs, "
+                "primary=...). For a subclassed model with its own `call`, write "
+                "`class MyModel(keras_aux.AuxiliaryTrainer, keras.Model)`."
+            )
+        task_names = list(outputs) if isinstance(outputs, dict) else None
+        kwargs.pop("task_names", None)
+        super().__init__(
+            inputs,
+            outputs,
+            name=name,
+            primary=primary,
+            input_targets=input_targets,
+            task_names=task_names,
+            **kwargs,
+        )
+
+    def _default_task_names(self):
+        return list(self.output_names)
+
+    def _input_names(self):
+        return [t.name for t in self.inputs]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(primary=self.primary, input_targets=dict(self.input_targets))
+        return config

@@ -10,7 +10,25 @@ the optimizer's own sum.
 
 import tensorflow as tf
 
-from keras_aux import censoring as censoring_lib
+
+def dense(g):
+    """Densifies `tf.IndexedSlices` (embedding gradients); passes None through."""
+    if g is None or not isinstance(g, tf.IndexedSlices):
+        return g
+    return tf.convert_to_tensor(g)
+
+
+def scale_loss(value):
+    """A loss divided by the replica count, as Keras losses are under a strategy
+    (their per-replica sums then add up to the global mean)."""
+    replicas = num_replicas()
+    return value if replicas == 1 else value / tf.cast(replicas, value.dtype)
+
+
+def unscale_loss(value):
+    """Undoes `scale_loss`, for logging the global value."""
+    replicas = num_replicas()
+    return value if replicas == 1 else value * tf.cast(replicas, value.dtype)
 
 
 def num_replicas():
@@ -24,7 +42,7 @@ def all_reduce_sum(values):
     context = tf.distribute.get_replica_context()
     if context is None or num_replicas() == 1:
         return values
-    present = [censoring_lib._dense(v) for v in values if v is not None]
+    present = [dense(v) for v in values if v is not None]
     reduced = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
     return [None if v is None else next(reduced) for v in values]
 

@@ -2,7 +2,7 @@
 auxiliary labels of a multi-task network through a meta-gradient.
 
 Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
-Meta Auxiliary Learning", NeurIPS (Algorithm 1; §3); methods.md §3 for the
+Meta Auxiliary Learning", NeurIPS (Algorithm 1; §3); docs/maxl.md for the
 details only the reference code shows.
 
 Notation: θ1 are the multi-task network's weights, θ2 the label generator's.
@@ -18,10 +18,9 @@ Notation: θ1 are the multi-task network's weights, θ2 the label generator's.
 
 import keras
 import tensorflow as tf
-from keras.src.losses.loss import scale_loss_for_distribution, unscale_loss_for_distribution
 
 from keras_aux import censoring as censoring_lib
-from keras_aux import hierarchy
+from keras_aux import compat, hierarchy
 from keras_aux.losses.focal import EPSILON, focal_loss
 from keras_aux.metrics import AuxiliaryClassUsage, HeldMean
 from keras_aux.models import distribution
@@ -34,6 +33,7 @@ class _Trackers:
     track them twice (see `MAXL.metrics`)."""
 
     def __init__(self, num_auxiliary, track_cosine):
+        self.loss = keras.metrics.Mean(name="loss")
         self.primary_loss = keras.metrics.Mean(name="primary_loss")
         self.auxiliary_loss = keras.metrics.Mean(name="auxiliary_loss")
         self.primary_accuracy = keras.metrics.SparseCategoricalAccuracy(name="primary_accuracy")
@@ -273,9 +273,14 @@ class MAXL(keras.Model):
             # `optimizer` on every trainable variable, θ2 included).
             self.optimizer.build(self.multitask_network.trainable_variables)
             self.generator_optimizer.build(self.label_generator.trainable_variables)
-        self._compile_config.config.update(
-            generator_optimizer=keras.optimizers.serialize(generator_optimizer)
-        )
+        self._generator_optimizer_config = keras.optimizers.serialize(generator_optimizer)
+
+    def get_compile_config(self):
+        """Keras's compile config plus the generator's optimizer."""
+        config = super().get_compile_config()
+        if config and self._trackers is not None:
+            config["generator_optimizer"] = self._generator_optimizer_config
+        return config
 
     def compile_from_config(self, config):
         """Recompiles from a `.keras` file's compile config (both optimisers)."""
@@ -292,10 +297,17 @@ class MAXL(keras.Model):
 
     @property
     def metrics(self):
+        return self._with_own_metrics(self._trackers.training() if self._trackers else None)
+
+    def _with_own_metrics(self, own):
+        """Our total-loss tracker and ``own`` first, then the compiled metrics
+        (Keras's own loss tracker, always first when compiled, is replaced)."""
         metrics = super().metrics
-        if self._trackers is None:
+        if own is None:
             return metrics
-        return metrics[:1] + self._trackers.training() + metrics[1:]
+        if metrics and metrics[0].name == "loss" and isinstance(metrics[0], keras.metrics.Mean):
+            metrics = metrics[1:]
+        return [self._trackers.loss, *own, *metrics]
 
     # ---------------------------------------------------------- the networks
     def call(self, inputs, training=False):
@@ -323,7 +335,7 @@ class MAXL(keras.Model):
         return tf.cast(y, tf.int32)
 
     def _generate(self, x, y, training):
-        inputs = self.label_generator._inputs_struct
+        inputs = self.label_generator.input
         if isinstance(inputs, dict):
             if "primary_label" not in inputs or len(inputs) != 2:
                 raise ValueError(
@@ -352,7 +364,7 @@ class MAXL(keras.Model):
     # ---------------------------------------------------------------- losses
     def _focal(self, targets, probabilities):
         """Batch-mean focal loss, scaled for the replica's share of the batch."""
-        return scale_loss_for_distribution(
+        return distribution.scale_loss(
             tf.reduce_mean(focal_loss(targets, probabilities, self.gamma))
         )
 
@@ -438,9 +450,7 @@ class MAXL(keras.Model):
             all_reduced=False,
         )
         self._update_metrics(y, *losses)
-        self._trackers.primary_loss_after_step.update_state(
-            unscale_loss_for_distribution(meta_loss)
-        )
+        self._trackers.primary_loss_after_step.update_state(distribution.unscale_loss(meta_loss))
 
     def meta_gradients(self, x, y):
         """θ2's gradient of the meta objective, the primary loss after the
@@ -488,10 +498,19 @@ class MAXL(keras.Model):
 
     def _virtual_sgd_step(self, variables, grads, alpha):
         """θ1' = what θ1's optimizer would do (momentum, weight decay) for SGD,
-        else a plain gradient step (DARTS's virtual step; methods.md §3)."""
+        else a plain gradient step (DARTS's virtual step; docs/maxl.md#first-order-variant)."""
         opt = self.optimizer
         fast = []
-        for v, g in zip(variables, grads):
+        if isinstance(opt, keras.optimizers.SGD) and opt.momentum:
+            # `compile` built θ1's optimizer on exactly these variables, so
+            # its momentum slots are in the same order.
+            if len(opt.momentums) != len(variables):
+                raise ValueError(
+                    f"θ1's optimizer has {len(opt.momentums)} momentum slots for "
+                    f"{len(variables)} variables: it must be built on the multi-task network's "
+                    "trainable variables only (as `MAXL.compile` does)."
+                )
+        for index, (v, g) in enumerate(zip(variables, grads)):
             value = v.value
             if g is None:
                 fast.append(value)
@@ -500,7 +519,7 @@ class MAXL(keras.Model):
                 if opt.weight_decay:
                     value = value - alpha * opt.weight_decay * value
                 if opt.momentum:
-                    m = opt.momentums[opt._get_variable_index(v)]
+                    m = opt.momentums[index]
                     step = opt.momentum * m - alpha * g
                     value = value + (opt.momentum * step - alpha * g if opt.nesterov else step)
                     fast.append(value)
@@ -553,16 +572,15 @@ class MAXL(keras.Model):
     def _update_metrics(self, y, primary, l_pri, l_aux, labels, entropy=None):
         trackers = self._trackers
         batch = tf.shape(y)[0]
-        l_pri = unscale_loss_for_distribution(l_pri)
-        l_aux = unscale_loss_for_distribution(l_aux)
-        self._loss_tracker.update_state(l_pri + self.auxiliary_weight * l_aux, sample_weight=batch)
+        l_pri = distribution.unscale_loss(l_pri)
+        l_aux = distribution.unscale_loss(l_aux)
+        trackers.loss.update_state(l_pri + self.auxiliary_weight * l_aux, sample_weight=batch)
         trackers.primary_loss.update_state(l_pri, sample_weight=batch)
         trackers.auxiliary_loss.update_state(l_aux, sample_weight=batch)
         trackers.primary_accuracy.update_state(y, primary)
         trackers.entropy.update_state(self._entropy(labels)[0] if entropy is None else entropy)
         trackers.usage.update_state(labels)
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, primary)
+        self.compute_metrics(None, y, primary)  # Keras's hook for the compiled metrics
 
     # ------------------------------------------------------------ the steps
     def _unpack(self, data):
@@ -606,16 +624,13 @@ class MAXL(keras.Model):
         """Primary focal loss and accuracy (and compiled metrics) of the multi-task network."""
         x, y = self._unpack(data)
         primary = self(x, training=False)
-        l_pri = unscale_loss_for_distribution(self._focal(y, primary))
+        l_pri = distribution.unscale_loss(self._focal(y, primary))
         batch = tf.shape(y)[0]
-        self._loss_tracker.update_state(l_pri, sample_weight=batch)
+        self._trackers.loss.update_state(l_pri, sample_weight=batch)
         self._trackers.primary_loss.update_state(l_pri, sample_weight=batch)
         self._trackers.primary_accuracy.update_state(y, primary)
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, primary)
-        return distribution.metric_logs(
-            super().metrics[:1] + self._trackers.evaluation() + super().metrics[1:]
-        )
+        self.compute_metrics(x, y, primary)  # Keras's hook for the compiled metrics
+        return distribution.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
 
     def make_train_function(self, force=False):
         """One traced function per stage for the paper schedule (see `train_step`)."""
@@ -649,9 +664,7 @@ class MAXL(keras.Model):
         """`keras.Model.export` serving the primary task's probabilities; the
         input signature defaults to the multi-task network's inputs."""
         if input_signature is None and format == "tf_saved_model":
-            from keras.src.export.export_utils import get_input_signature
-
-            input_signature = get_input_signature(self.multitask_network)
+            input_signature = compat.input_signature(self.multitask_network)
         return super().export(
             filepath, format=format, verbose=verbose, input_signature=input_signature, **kw
         )

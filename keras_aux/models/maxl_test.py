@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_aux.layers import HierarchicalMaskedSoftmax
 from keras_aux.models.maxl import MAXL
-from keras_aux.testing import TestCase, mirrored_strategy
+from keras_aux.testing import TestCase, count_xla_executions, mirrored_strategy
 
 PSI = [2, 3]
 D = 5
@@ -80,9 +80,13 @@ def meta_objective(model, x, y, alpha, entropy_weight=0.2):
 
 
 class MAXLTest(TestCase):
-    def tearDown(self):
-        keras.config.set_floatx("float32")
-        super().tearDown()
+    def setUp(self):
+        super().setUp()
+        # Some tests switch to float64. Restored after each: floatx, and (by
+        # `clear_session`, run first) the global dtype policy, which Keras fixes
+        # to the floatx of the moment when a layer first needs it.
+        self.addCleanup(keras.config.set_floatx, keras.config.floatx())
+        self.addCleanup(keras.backend.clear_session)
 
     def compiled(self, seed=0, lr=0.1, generator_lr=0.05, **kwargs):
         multitask, generator = build_networks(seed, generator_hidden=4)
@@ -221,7 +225,15 @@ class MAXLTest(TestCase):
             multitask, generator = build_networks(3, generator_hidden=4)
             model = MAXL(multitask, generator, PSI, schedule="interleaved")
             model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.05), jit_compile=jit)
-            model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+            if jit:
+                with self.assertXlaRan(model) as xla:
+                    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+                # One XLA program run per step (2 steps x 2 epochs; stage 2 runs inside).
+                self.assertGreaterEqual(xla.executions, 4)
+            else:
+                with count_xla_executions() as xla:
+                    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+                self.assertEqual(xla.executions, 0)  # the reference really is graph mode
             weights.append(multitask.get_weights() + generator.get_weights())
         for a, b in zip(*weights):
             self.assertAllClose(a, b, atol=1e-5)

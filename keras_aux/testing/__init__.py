@@ -1,5 +1,19 @@
 """Shared test helpers for keras-aux (one `TestCase` for the whole suite)."""
 
-from keras_aux.testing.test_case import TestCase, mirrored_strategy
+from keras_aux.testing.test_case import (
+    TestCase,
+    assert_xla_ran,
+    count_xla_executions,
+    is_op_determinism_enabled,
+    mirrored_strategy,
+    op_determinism,
+)
 
-__all__ = ["TestCase", "mirrored_strategy"]
+__all__ = [
+    "TestCase",
+    "assert_xla_ran",
+    "count_xla_executions",
+    "is_op_determinism_enabled",
+    "mirrored_strategy",
+    "op_determinism",
+]

@@ -1,5 +1,9 @@
-"""The one `TestCase` shared by the keras-aux test suite (keras-hub style)."""
+"""The one `TestCase` shared by the keras-aux test suite (keras-hub style),
+and the suite's helpers for process-global TensorFlow state: `op_determinism`
+(enabled for a block, restored after) and `assert_xla_ran` (XLA really ran)."""
 
+import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -26,6 +30,129 @@ def mirrored_strategy():
     return _MIRRORED[0]
 
 
+def is_op_determinism_enabled():
+    """Whether TensorFlow op determinism is on (TF exports no public getter)."""
+    from keras_aux import compat
+
+    return compat.is_op_determinism_enabled()
+
+
+@contextlib.contextmanager
+def op_determinism(enabled=True):
+    """Op determinism on (or off) for the block; the previous setting is restored after.
+
+    The setting is process-global and Keras reads it when a model is compiled:
+    with it on, ``compile(jit_compile=True)`` silently falls back to graph mode.
+    A test must never leave it changed (``conftest.py`` fails one that does).
+    """
+    import tensorflow as tf
+
+    from keras_aux import compat
+
+    before = is_op_determinism_enabled()
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        compat.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if before:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            compat.disable_op_determinism()
+
+
+# TraceMe events of XLA's runtime, one per run of a compiled program:
+# `CpuExecutable::ExecuteAsyncOnStream` on CPU, `GpuExecutable::...` on GPU.
+_XLA_EXECUTION = "Executable::Execute"
+
+
+class XlaRecord:
+    """What `count_xla_executions` saw: ``executions``, the number of XLA
+    program runs in the block (set when the block exits)."""
+
+    executions = None
+
+
+@contextlib.contextmanager
+def count_xla_executions():
+    """Counts the XLA programs executed in the block, with the TF profiler.
+
+    Yields an `XlaRecord` whose ``executions`` is set on exit. The profiler is
+    process-global: nothing else may be profiling meanwhile.
+    """
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    record = XlaRecord()
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(
+            logdir,
+            options=tf.profiler.experimental.ProfilerOptions(
+                host_tracer_level=2, python_tracer_level=0, device_tracer_level=0
+            ),
+        )
+        try:
+            yield record
+        finally:
+            tf.profiler.experimental.stop()
+        executions = 0
+        for path in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
+            space = xplane_pb2.XSpace()
+            with open(path, "rb") as f:
+                space.ParseFromString(f.read())
+            for plane in space.planes:
+                xla = {
+                    key for key, meta in plane.event_metadata.items() if _XLA_EXECUTION in meta.name
+                }
+                executions += sum(
+                    event.metadata_id in xla for line in plane.lines for event in line.events
+                )
+        record.executions = executions
+
+
+@contextlib.contextmanager
+def assert_xla_ran(model=None):
+    """Fails unless XLA really ran in the block (and, given ``model``, Keras kept
+    ``jit_compile=True`` for it).
+
+    How it knows, two independent checks:
+
+    1. ``model.jit_compile`` is still True after the block. Keras turns it to
+       False when it decides the model can't be compiled (op determinism on, a
+       layer with ``supports_jit=False``...) and only warns "Model doesn't
+       support `jit_compile=True`"; its train/test steps then run in graph mode.
+    2. The TF profiler recorded XLA program executions during the block
+       (`count_xla_executions`): XLA's runtime emits one
+       ``*Executable::ExecuteAsyncOnStream`` event per run of a compiled
+       program, and graph mode emits none. This is runtime evidence, unlike
+       the ``jit_compile`` flag or a ``tf.function``'s attributes; unlike TF's
+       "Compiled cluster using XLA!" log line it is per block, not once per
+       process, and it counts cached programs as well as fresh compilations.
+
+    Yields the `XlaRecord` (``executions``, e.g. to compare with the steps run).
+    Costs a fraction of a second (profiler start, stop and parse).
+    """
+    import tensorflow as tf
+
+    with count_xla_executions() as record:
+        yield record
+    problems = []
+    if model is not None and model.jit_compile is not True:
+        problems.append(f"`model.jit_compile` is {model.jit_compile!r} after the block")
+    if not record.executions:
+        problems.append("the TF profiler saw no XLA program run in the block")
+    if problems:
+        raise AssertionError(
+            "XLA did not run: "
+            + "; ".join(problems)
+            + f" (op determinism enabled: {is_op_determinism_enabled()}, "
+            f"functions run eagerly: {tf.config.functions_run_eagerly()}; Keras turns "
+            "`jit_compile` off when op determinism is on or a layer doesn't support XLA)"
+        )
+
+
 class TestCase(unittest.TestCase):
     """`unittest.TestCase` with numeric and serialization helpers."""
 
@@ -45,6 +172,15 @@ class TestCase(unittest.TestCase):
         np.testing.assert_allclose(
             np.asarray(actual), np.asarray(expected), atol=atol, rtol=rtol, err_msg=msg or ""
         )
+
+    def assertXlaRan(self, model=None):
+        """Context manager: `assert_xla_ran` (XLA really ran in the block)."""
+        return assert_xla_ran(model)
+
+    def enable_op_determinism(self):
+        """TF op determinism on for the rest of the test, restored by a cleanup
+        (`op_determinism`). Keras compiles models without XLA while it is on."""
+        self.enterContext(op_determinism())
 
     def run_serialization_test(self, instance):
         """Checks `get_config` → JSON → `from_config` gives an equal config."""

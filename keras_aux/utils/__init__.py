@@ -1,0 +1,1 @@
+"""Small internal helpers of keras-aux (no TensorFlow import at module level)."""
