@@ -165,5 +165,8 @@ class Censor:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        # Attributes named like the config keys (nested methods shown as
+        # objects, not as their serialized configs).
+        config = self.get_config()
+        args = ", ".join(f"{k}={getattr(self, k, config[k])!r}" for k in config)
         return f"{type(self).__name__}({args})"

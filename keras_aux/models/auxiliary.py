@@ -370,7 +370,12 @@ class AuxiliaryTrainer:
         """Keras's compile config plus the censoring method (serialized) and the tasks."""
         config = super().get_compile_config()
         if config and self._tasks is not None:
-            config.update(self._compile_arguments)
+            config.update(
+                {
+                    key: keras.saving.serialize_keras_object(value)
+                    for key, value in self._compile_arguments.items()
+                }
+            )
         return config
 
     def compile_from_config(self, config):
