@@ -1,18 +1,26 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv if it is missing and (re)install the package when setup.py changes.
+# Both create .venv if it is missing and (re)install the package, on exactly the tested stack of
+# requirements/locked.txt, when setup.py or the lock file changes (BUILD.md, "The build").
 PYTHON ?= python3
 VENV ?= .venv
+# Constraints: the exact versions to install (the ranges themselves are in setup.py).
+LOCK ?= requirements/locked.txt
+# The TensorFlow flavour and the other extras of a development install.
+EXTRAS ?= tensorflow-cpu,all,dev,jax
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The fast tier, the one run on the oldest supported stack: keras-aux's colocated unit tests
+# and the install checks.
+FAST_TIER ?= keras_aux tests/test_install.py
 
-.PHONY: install demo test lint format benchmarks clean
+.PHONY: install demo test test-oldest lint format benchmarks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) setup.py
-	$(PY) -m pip install --quiet -e ".[dev]"
+$(STAMP): $(PY) setup.py $(LOCK)
+	$(PY) -m pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +31,12 @@ demo: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The fast tier on the oldest versions the ranges of setup.py allow (requirements/oldest.txt),
+# in its own virtualenv. No `jax` extra there: jax needs numpy 2, TF 2.16 numpy 1.
+test-oldest:
+	$(MAKE) install VENV=.venv-oldest LOCK=requirements/oldest.txt EXTRAS=tensorflow-cpu,all,dev
+	.venv-oldest/bin/python -m pytest $(FAST_TIER)
 
 lint: install
 	$(PY) -m ruff check .
@@ -36,4 +50,4 @@ benchmarks: install
 	$(PY) -m benchmarks.step_overhead
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-oldest *.egg-info .pytest_cache .ruff_cache

@@ -1,42 +1,58 @@
 """keras-aux: auxiliary learning for Keras 3 / TensorFlow.
 
-The whole tested stack is pinned here, in one place (see BUILD.md for why).
+Requirements are compatible ranges, so that `pip install keras-aux` fits into a project's own
+TensorFlow / Keras stack instead of replacing it. TensorFlow itself is not a core requirement
+(its CPU, CUDA and vendor builds are different distributions; listing one would install it beside
+the others): pick one with an extra. The exact stack the tests run on is
+`requirements/locked.txt`; the oldest versions the ranges allow, tested in CI, are
+`requirements/oldest.txt`. BUILD.md explains both.
 """
 
 from setuptools import find_packages, setup
 
-TENSORFLOW_VERSION = "2.21.0"
+# Lower bounds: the versions in requirements/oldest.txt (tested by `make test-oldest`).
+TENSORFLOW = ">=2.16,<3"  # keep in step with keras_aux.utils.optional.TENSORFLOW_MIN
+LINUX_X86_64 = "sys_platform == 'linux' and platform_machine == 'x86_64'"
+NOT_LINUX_X86_64 = "sys_platform != 'linux' or platform_machine != 'x86_64'"  # no `not` in PEP 508
 
 CORE = [
-    f"tensorflow-cpu=={TENSORFLOW_VERSION}; platform_machine=='x86_64'",
-    f"tensorflow=={TENSORFLOW_VERSION}; platform_machine!='x86_64'",
-    "keras==3.15.1",
-    "tensorboard==2.21.0",
-    "tensorflow-datasets==4.9.10",
-    "importlib_resources==7.1.0",
-    "keras-tuner==1.4.8",
-    "absl-py==2.5.1",
-    "soundfile==0.14.0",
+    # Keras >= 3.15: AuxiliaryModel's save/load round trip needs it (BUILD.md, "The ranges").
+    "keras>=3.15,<4",
     "numpy>=1.26,<3",
-    "matplotlib==3.11.2",
-    # K-Means of MAXL's K-Means baseline (keras_aux.baselines) and the digits data set
-    # (keras_aux.data.images.load_digits); imported lazily there, pinned to the tested version.
-    "scikit-learn==1.9.1",
 ]
 
 EXTRAS = {
-    # The CUDA build of TensorFlow; install with `pip install -e .[gpu]`
-    # after uninstalling tensorflow-cpu (BUILD.md, "Running on a GPU").
-    "gpu": [f"tensorflow[and-cuda]=={TENSORFLOW_VERSION}"],
-    # tensorflow-io 0.37.1 only loads its ops on TF <= 2.17: optional, never required.
-    "tfio": ["tensorflow-io==0.37.1"],
-    "bayesian": ["scipy==1.17.1"],  # scikit-learn is a core requirement
-    "dev": [
-        "pytest==9.2.0",
-        "ruff==0.17.6",
-        "librosa==0.11.0",
+    # TensorFlow, the backend: `import keras_aux` says which of these to install when it is absent.
+    "tensorflow": [f"tensorflow{TENSORFLOW}"],
+    # The CPU-only wheel where one exists (Linux x86_64); elsewhere `tensorflow` is CPU-only.
+    "tensorflow-cpu": [
+        f"tensorflow-cpu{TENSORFLOW}; {LINUX_X86_64}",
+        f"tensorflow{TENSORFLOW}; {NOT_LINUX_X86_64}",
     ],
+    # The CUDA build with its CUDA and cuDNN wheels (BUILD.md, "Running on a GPU").
+    "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
+    # Reading audio files (keras_aux.data.audio, synthetic_music, tfds_builders).
+    "audio": ["soundfile>=0.12.1"],
+    # keras_aux.data.tfds_builders; tfds imports importlib_resources lazily without requiring it.
+    "tfds": ["tensorflow-datasets>=4.9.4", "importlib_resources>=6.0"],
+    # keras_aux.tuning; scipy and scikit-learn are what BayesianOptimization needs.
+    "tuning": ["keras-tuner>=1.4.6", "scipy>=1.11.4", "scikit-learn>=1.3"],
+    # The K-Means baseline (keras_aux.baselines) and the 8x8 digits (keras_aux.data.images).
+    "sklearn": ["scikit-learn>=1.3"],
+    # trainers/ and benchmarks/: flags, plots, TensorBoard logs.
+    "trainers": ["absl-py>=1.4", "matplotlib>=3.8", "tensorboard>=2.16.2"],
+    # tensorflow-io 0.37.1 only loads its ops on TF <= 2.17: optional, nothing uses it.
+    "tfio": ["tensorflow-io>=0.37.1"],
+    # The test suite and the linter; librosa is the log-mel reference of the tests.
+    "dev": ["pytest>=9.2,<10", "ruff>=0.17.6,<0.18", "librosa>=0.10.1"],
+    # The JAX backend, for the tests that check keras-aux's message under another backend
+    # (they skip without it). Separate from `dev`: jax needs numpy 2, TF 2.16 numpy 1.
+    "jax": ["jax>=0.10"],
 }
+# Everything but a TensorFlow flavour and the developer tools.
+EXTRAS["all"] = sorted(
+    {req for name in ("audio", "tfds", "tuning", "sklearn", "trainers") for req in EXTRAS[name]}
+)
 
 setup(
     name="keras-aux",
@@ -46,7 +62,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_aux", "keras_aux.*"]),
-    python_requires=">=3.10",
+    python_requires=">=3.11",  # Keras 3.15 needs it
     install_requires=CORE,
     extras_require=EXTRAS,
     license="Apache-2.0",

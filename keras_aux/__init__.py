@@ -10,8 +10,12 @@
   generator trained through a meta-gradient, with `fit`.
 """
 
-from keras_aux import censoring, models
-from keras_aux.models import MAXL, AuxiliaryModel, AuxiliaryTrainer
+from keras_aux.utils.optional import require_tensorflow
+
+require_tensorflow()  # a clear error naming the extras, before anything imports TensorFlow
+
+from keras_aux import censoring, models  # noqa: E402
+from keras_aux.models import MAXL, AuxiliaryModel, AuxiliaryTrainer  # noqa: E402
 
 __version__ = "0.1.0"
 

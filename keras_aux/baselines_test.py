@@ -108,7 +108,7 @@ class KMeansLabelsTest(TestCase):
         with self.assertRaisesRegex(ValueError, "n_init"):
             kmeans_auxiliary_labels(np.zeros((2, 2)), [0, 1], [2, 2], n_init=0)
         with mock.patch.dict(sys.modules, {"sklearn.cluster": None}):
-            with self.assertRaisesRegex(ImportError, "pip install scikit-learn=="):
+            with self.assertRaisesRegex(ImportError, r'pip install "keras-aux\[sklearn\]"'):
                 kmeans_auxiliary_labels(np.zeros((2, 2)), [0, 1], [2, 2])
 
 

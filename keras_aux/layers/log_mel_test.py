@@ -152,6 +152,9 @@ class LogMelSpectrogramTest(TestCase):
             self.assertAllClose(served, model.layers[-1](clip), atol=1e-5)
 
     def test_numpy_backend_in_subprocess(self):
+        if importlib.util.find_spec("jax") is None:
+            # Keras's numpy backend imports jax for some of its math.
+            self.skipTest(f"jax is not installed in this environment ({sys.executable})")
         self.check_backend_in_subprocess("numpy")
 
     def test_jax_backend_in_subprocess(self):

@@ -66,13 +66,19 @@ def op_determinism(enabled=True):
 # TraceMe events of XLA's runtime, one per run of a compiled program:
 # `CpuExecutable::ExecuteAsyncOnStream` on CPU, `GpuExecutable::...` on GPU.
 _XLA_EXECUTION = "Executable::Execute"
+# TensorFlow < 2.21 emits none of those on CPU, only one event per XLA fusion
+# kernel run (`..._fusion`): then those are counted (at least one per program).
+_XLA_FUSION = "fusion"
 
 
 class XlaRecord:
-    """What `count_xla_executions` saw: ``executions``, the number of XLA
-    program runs in the block (set when the block exits)."""
+    """What `count_xla_executions` saw (set when the block exits):
+    ``executions``, the number of XLA program runs in the block, and
+    ``per_program``, False on TensorFlow < 2.21, where ``executions`` counts
+    XLA fusion kernel runs instead (at least one per program run)."""
 
     executions = None
+    per_program = None
 
 
 @contextlib.contextmanager
@@ -97,19 +103,24 @@ def count_xla_executions():
             yield record
         finally:
             tf.profiler.experimental.stop()
-        executions = 0
+        counts = {_XLA_EXECUTION: 0, _XLA_FUSION: 0}
         for path in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
             space = xplane_pb2.XSpace()
             with open(path, "rb") as f:
                 space.ParseFromString(f.read())
             for plane in space.planes:
-                xla = {
-                    key for key, meta in plane.event_metadata.items() if _XLA_EXECUTION in meta.name
-                }
-                executions += sum(
-                    event.metadata_id in xla for line in plane.lines for event in line.events
-                )
-        record.executions = executions
+                for marker in counts:
+                    keys = {
+                        key
+                        for key, meta in plane.event_metadata.items()
+                        if meta.name.endswith(marker)
+                        or (marker == _XLA_EXECUTION and marker in meta.name)
+                    }
+                    counts[marker] += sum(
+                        event.metadata_id in keys for line in plane.lines for event in line.events
+                    )
+        record.per_program = counts[_XLA_EXECUTION] > 0 or not counts[_XLA_FUSION]
+        record.executions = counts[_XLA_EXECUTION] or counts[_XLA_FUSION]
 
 
 @contextlib.contextmanager
