@@ -28,9 +28,9 @@ import soundfile
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import write_markdown
 from keras_aux.data.pipeline import audio_pipeline
 from keras_aux.data.synthetic_music import GENRES, synthesize_clip
+from keras_aux.experiments.reporting import write_markdown
 from keras_aux.layers import LogMelSpectrogram
 
 FLAGS = flags.FLAGS

@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import write_markdown
 from keras_aux.architectures import conv4_backbone, single_task_network
+from keras_aux.experiments.reporting import write_markdown
 from keras_aux.losses import FocalLoss
 from keras_aux.models import MAXL
 

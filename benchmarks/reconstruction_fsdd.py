@@ -31,10 +31,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import append_row, read_rows, write_markdown
 from keras_aux.architectures import compile_genre_lstm, genre_lstm
 from keras_aux.data import datasets
 from keras_aux.data.pipeline import audio_pipeline
+from keras_aux.experiments.reporting import append_row, read_rows, write_markdown
 from keras_aux.layers import LogMelSpectrogram
 
 DEFAULT_FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"

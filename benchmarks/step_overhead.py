@@ -39,16 +39,21 @@ Three measures (issue 10 §6):
    after `reset_memory_stats`, the peak over ``--memory_steps`` steps: "step
    peak" is that peak minus the bytes held before the steps, i.e. the
    activations, gradients and temporaries of a step, every tensor counted
-   (rounded up to 256 bytes). TensorFlow's default CPU allocator (oneDNN's)
+   (rounded up to 256 bytes). The batch is held as tensors and ops run one at
+   a time (``inter_op_parallelism_threads=1``) to steady the peak, which still
+   varies by about ±15% from process to process (``--memory_repeats`` takes
+   the median of several). TensorFlow's default CPU allocator (oneDNN's)
    also reports statistics, but only for allocations of 256 KiB or more: on
    the mlp, whose tensors are all smaller, it reports 0. Limits: only tensors
    from TensorFlow's CPU allocator are counted, not Python objects, graphs,
-   or memory a kernel library allocates by itself. The process's peak
-   resident set (`resource.getrusage` ``ru_maxrss``, a high-water mark) is
-   reported too, as its increase from before the first step to after the
-   last: it covers everything, tracing and XLA compilation included, but on
-   a ~1 GB TensorFlow process it moves in pages and malloc arenas, too
-   coarsely for a small network.
+   or memory a kernel library allocates by itself. The process's resident
+   set is reported too: how far its peak (``VmHWM``, reset through
+   ``/proc/self/clear_refs``; `resource.getrusage`'s ``ru_maxrss`` cannot be
+   reset and already holds the peak of importing TensorFlow, so its increase
+   over the steps is 0) rose during the warm-up steps (tracing and XLA
+   compilation included) and during the measured steps. It covers
+   everything, but in pages and malloc arenas: once the first steps have
+   grown the heap, a step reuses freed memory and it barely moves.
 
 Every timed configuration is timed in interleaved rounds (round-robin over the
 configurations) so that the machine's background load hits all of them alike;
@@ -64,8 +69,10 @@ Networks:
   reconstruction of the input, batch 32 (one auxiliary task).
 
 Run: ``python -m benchmarks.step_overhead`` (writes
-``benchmarks/results/step_overhead.md``; about 10-15 minutes on 2 CPU cores).
-Smoke run: ``--rounds=1 --steps=2 --warmup=1``.
+``benchmarks/results/step_overhead.md``; about 10 minutes on 2 quiet CPU cores:
+~4 building and compiling 62 configurations, ~3 timing, ~2.5 for 12 memory
+processes). Shorter: ``--xla=false``, ``--models=mlp``, ``--scaling_k=`` or
+``--memory_k=`` (empty: skip). Smoke run: ``--rounds=1 --steps=2 --warmup=1``.
 
 References:
     Lemaire (2018), "Auxiliary tasks in deep learning: projecting the auxiliary
@@ -81,7 +88,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -92,20 +98,29 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import write_markdown
 from keras_aux import AuxiliaryModel, censoring
+from keras_aux.experiments.reporting import write_markdown
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["mlp", "lstm"], "Networks of the per-method table.")
 flags.DEFINE_list("xla", ["false", "true"], "jit_compile settings of the per-method table.")
+flags.DEFINE_list(
+    "configs", None, "Configurations (keys) of the per-method table; default: all of CONFIGS."
+)
 flags.DEFINE_list("scaling_k", ["1", "4", "8"], "Numbers of auxiliary tasks (mlp); empty: skip.")
 flags.DEFINE_list("scaling_xla", ["false"], "jit_compile settings of the scaling table.")
+flags.DEFINE_list(
+    "scaling_configs", None, "Configurations (keys) of the scaling table; default: SCALING_TABLE."
+)
 flags.DEFINE_list("memory_k", ["1", "4", "8"], "Numbers of auxiliary tasks (mlp); empty: skip.")
 flags.DEFINE_list(
     "memory_configs", ["plain", "floor", "projection", "pcgrad"], "Configurations (keys) measured."
 )
 flags.DEFINE_integer("memory_steps", 10, "Steps per memory measurement (after the warm-up).")
 flags.DEFINE_bool("memory_xla", False, "jit_compile of the memory measurements.")
+flags.DEFINE_integer(
+    "memory_repeats", 1, "Fresh processes per memory measurement (the median is reported)."
+)
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
 flags.DEFINE_integer("steps", 20, "Timed steps per configuration per round.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per configuration (tracing, XLA compile).")
@@ -232,6 +247,7 @@ class FloorModel(keras.Model):
         self.per_task = per_task
 
     def train_step(self, data):
+        """One forward pass, the gradients, their sum applied; logs the total loss."""
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         variables = self.trainable_variables
         with tf.GradientTape(persistent=self.per_task) as tape:
@@ -290,41 +306,99 @@ def build(network, k, config, jit):
 
 
 # ------------------------------------------------------------------- memory
+def _rss_kib():
+    """``(VmRSS, VmHWM)`` of this process in KiB, from /proc/self/status."""
+    values = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0])
+    return values["VmRSS"], values["VmHWM"]
+
+
+def _reset_peak_rss():
+    """Resets this process's peak resident set to its current one (Linux ≥ 4.0);
+    False where that is not possible (the high-water mark then keeps the peak
+    of TensorFlow's import and of building the model)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_growth(steps):
+    """Runs ``steps()`` and returns how far the process's peak resident set
+    rose above its resident set before them, in bytes (None if the peak
+    cannot be reset)."""
+    if not _reset_peak_rss():
+        steps()
+        return None
+    before, _ = _rss_kib()
+    steps()
+    _, peak = _rss_kib()
+    return 1024 * (peak - before)
+
+
 def probe(spec):
-    """Measures one configuration's memory in this (fresh) process; prints JSON."""
+    """Measures one configuration's memory in this (fresh) process; prints JSON.
+
+    ``spec`` is ``"network,K,config key,xla"``. Needs TensorFlow's CPU
+    allocator statistics (``TF_CPU_ALLOCATOR_USE_BFC=true``, set by
+    `run_probe`).
+    """
     network, k, key, jit = spec.split(",")
     k, jit = int(k), jit.lower() == "true"
+    # Ops one at a time: with concurrent ops the set of tensors alive at the
+    # peak, hence the peak, changes from run to run.
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     model, x, y = build(network, k, CONFIGS[key], jit)
+    # The batch as tensors once (counted in "held"), not converted at every step.
+    x = tf.convert_to_tensor(x)
+    y = {t: tf.convert_to_tensor(v) for t, v in y.items()}
     try:
         tf.config.experimental.get_memory_info("CPU:0")
     except ValueError as error:
         raise RuntimeError(
             "No allocator statistics for CPU:0: run with TF_CPU_ALLOCATOR_USE_BFC=true."
         ) from error
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(max(FLAGS.warmup, 1)):
-        model.train_on_batch(x, y)
+
+    def steps(n):
+        return lambda: [model.train_on_batch(x, y) for _ in range(n)]
+
+    rss_first = _peak_rss_growth(steps(max(FLAGS.warmup, 1)))
     gc.collect()
     held = tf.config.experimental.get_memory_info("CPU:0")["current"]
     tf.config.experimental.reset_memory_stats("CPU:0")
-    for _ in range(FLAGS.memory_steps):
-        model.train_on_batch(x, y)
+    rss_later = _peak_rss_growth(steps(FLAGS.memory_steps))
     peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # ru_maxrss is in KiB on Linux.
     print(
         json.dumps(
             {
                 "held": held,
                 "step_peak": peak - held,
-                "rss_increase": 1024 * (rss_after - rss_before),
+                "rss_first": rss_first,
+                "rss_later": rss_later,
             }
         )
     )
 
 
 def run_probe(network, k, key, jit):
-    """`probe` in a fresh subprocess; its JSON result."""
+    """`probe` in ``--memory_repeats`` fresh subprocesses; the median of each measure."""
+    results = [_run_probe_once(network, k, key, jit) for _ in range(FLAGS.memory_repeats)]
+    return {
+        name: None
+        if any(r[name] is None for r in results)
+        else statistics.median(r[name] for r in results)
+        for name in results[0]
+    }
+
+
+def _run_probe_once(network, k, key, jit):
+    """`probe` in one fresh subprocess; its JSON result."""
     command = [
         sys.executable,
         "-m",
@@ -358,12 +432,21 @@ def command_line():
         "memory_configs",
         "memory_steps",
         "memory_xla",
+        "memory_repeats",
     ]:
         if FLAGS[name].present:
             value = FLAGS[name].value
             value = ",".join(value) if isinstance(value, list) else value
             parts.append(f"--{name}={str(value).lower() if isinstance(value, bool) else value}")
     return " ".join(parts)
+
+
+def check_keys(keys):
+    """``keys``, after checking that each names a configuration of `CONFIGS`."""
+    unknown = [key for key in keys if key not in CONFIGS]
+    if unknown:
+        raise app.UsageError(f"Unknown configurations {unknown}; the keys are {list(CONFIGS)}.")
+    return list(keys)
 
 
 def floor_of(config, k):
@@ -380,20 +463,26 @@ def main(argv):
 
     # (network, K, jit, config key) of every timed configuration; the K = 1
     # mlp rows are shared by the per-method and scaling tables.
+    method_configs = check_keys(METHOD_TABLE if FLAGS.configs is None else FLAGS.configs)
+    scaling_configs = check_keys(
+        SCALING_TABLE if FLAGS.scaling_configs is None else FLAGS.scaling_configs
+    )
     method_jobs = [
         (network, 1, s.lower() == "true", key)
         for network in FLAGS.models
         for s in FLAGS.xla
-        for key in METHOD_TABLE
+        for key in method_configs
     ]
     scaling_jobs = [
         ("mlp", int(k), s.lower() == "true", key)
         for s in FLAGS.scaling_xla
         for k in FLAGS.scaling_k
-        for key in SCALING_TABLE
+        for key in scaling_configs
     ]
     names = list(dict.fromkeys(method_jobs + scaling_jobs))
-    memory_jobs = [("mlp", int(k), key) for k in FLAGS.memory_k for key in FLAGS.memory_configs]
+    memory_jobs = [
+        ("mlp", int(k), key) for k in FLAGS.memory_k for key in check_keys(FLAGS.memory_configs)
+    ]
 
     print(f"Building and warming up {len(names)} configurations (tracing, XLA compilation).")
     fits = {}
@@ -404,6 +493,10 @@ def main(argv):
             model.train_on_batch(x, y)
         fits[(network, k, jit, key)] = (model, x, y)
         progress.update(i + 1)
+    # One more untimed step each once all are built: the first call of a
+    # model after other models were built is slow (~100 ms on the mlp).
+    for model, x, y in fits.values():
+        model.train_on_batch(x, y)
 
     print(f"\nTiming: {FLAGS.rounds} interleaved rounds of {FLAGS.steps} steps per configuration.")
     times = {name: [] for name in names}
@@ -427,8 +520,11 @@ def main(argv):
 
     memory = {}
     if memory_jobs:
-        print(f"\nMemory: {len(memory_jobs)} configurations, each in a fresh process.")
-        progress = keras.utils.Progbar(len(memory_jobs), unit_name="process")
+        print(
+            f"\nMemory: {len(memory_jobs)} configurations, each in {FLAGS.memory_repeats} fresh "
+            "process(es)."
+        )
+        progress = keras.utils.Progbar(len(memory_jobs), unit_name="configuration")
         for i, (network, k, key) in enumerate(memory_jobs):
             memory[(network, k, key)] = run_probe(network, k, key, FLAGS.memory_xla)
             progress.update(i + 1)
@@ -463,11 +559,15 @@ def main(argv):
     ]
 
     def ratios(network, k, jit, key):
-        config = CONFIGS[key]
+        """Median (ms) and its ratios to plain and to the floor, formatted
+        ("—" where the reference was not timed)."""
         m = median[(network, k, jit, key)]
-        to_plain = m / median[(network, k, jit, PLAIN.key)]
-        to_floor = m / median[(network, k, jit, floor_of(config, k))]
-        return m, to_plain, to_floor
+
+        def ratio(reference):
+            reference = median.get((network, k, jit, reference))
+            return "—" if reference is None else f"{m / reference:.2f}×"
+
+        return f"{1000 * m:.2f}", ratio(PLAIN.key), ratio(floor_of(CONFIGS[key], k))
 
     if method_jobs:
         lines += [
@@ -481,8 +581,7 @@ def main(argv):
             m, to_plain, to_floor = ratios(network, k, jit, key)
             lines.append(
                 f"| {network} | {'yes' if jit else 'no'} | {CONFIGS[key].label} "
-                f"| {CONFIGS[key].backward_passes(k)} | {1000 * m:.2f} | {to_plain:.2f}× "
-                f"| {to_floor:.2f}× |"
+                f"| {CONFIGS[key].backward_passes(k)} | {m} | {to_plain} | {to_floor} |"
             )
         lines.append("")
 
@@ -490,7 +589,7 @@ def main(argv):
         lines += [
             "## Growth with the number K of auxiliary tasks (mlp)",
             "",
-            "The mlp trunk with K auxiliary Dense(100) heads (MSE). Ratios are taken at the same K.",
+            "The mlp trunk with K auxiliary Dense(100) heads (MSE); ratios at the same K.",
             "",
             "| XLA | K | configuration | backward passes | median step (ms) | ratio to plain "
             "| ratio to floor |",
@@ -500,8 +599,7 @@ def main(argv):
             m, to_plain, to_floor = ratios(network, k, jit, key)
             lines.append(
                 f"| {'yes' if jit else 'no'} | {k} | {CONFIGS[key].label} "
-                f"| {CONFIGS[key].backward_passes(k)} | {1000 * m:.2f} | {to_plain:.2f}× "
-                f"| {to_floor:.2f}× |"
+                f"| {CONFIGS[key].backward_passes(k)} | {m} | {to_plain} | {to_floor} |"
             )
         lines.append("")
 
@@ -509,23 +607,35 @@ def main(argv):
         lines += [
             "## Peak memory of a step (mlp)",
             "",
-            f"Each configuration alone in a fresh process, XLA {'on' if FLAGS.memory_xla else 'off'}"
-            f", {FLAGS.memory_steps} steps after {max(FLAGS.warmup, 1)} warm-up steps, the CPU "
-            "device allocating through a BFC allocator (`TF_CPU_ALLOCATOR_USE_BFC=true`; the "
-            "default oneDNN allocator counts only allocations ≥ 256 KiB, none of the mlp's). "
-            "**Held**: bytes the allocator holds before the steps (weights, optimizer slots, "
-            "censoring state; `tf.config.experimental.get_memory_info('CPU:0')`). **Step peak**: "
-            "its peak during the steps minus what it held (activations, gradients, temporaries), "
-            "every tensor counted; ratio to plain at the same K. Not counted: Python objects, "
-            "graphs, memory a kernel library allocates by itself. **RSS increase**: growth of the "
-            "process's peak resident set (`ru_maxrss`) from before the first step to after the "
-            "last — everything, tracing and compilation included, but coarse (pages, malloc "
-            "arenas of a ~1 GB TensorFlow process).",
+            f"Each configuration alone in a fresh process (median of {FLAGS.memory_repeats}), XLA "
+            f"{'on' if FLAGS.memory_xla else 'off'}, {max(FLAGS.warmup, 1)} warm-up step(s) then "
+            f"{FLAGS.memory_steps} measured steps on the batch held as tensors, one op at a time "
+            "(`inter_op_parallelism_threads=1`), the CPU device allocating through a BFC "
+            "allocator (`TF_CPU_ALLOCATOR_USE_BFC=true`; TensorFlow's default oneDNN allocator "
+            "counts only allocations ≥ 256 KiB in its statistics, none of the mlp's). The step "
+            "peak still varies by about ±15% from process to process (the op order TensorFlow "
+            "picks); differences smaller than that are noise.",
+            "",
+            "- **held**: bytes the allocator holds before the measured steps (weights, optimizer "
+            "slots, censoring state; `tf.config.experimental.get_memory_info('CPU:0')`).",
+            "- **step peak**: the allocator's peak during the measured steps minus what it held: "
+            "the activations, gradients and temporaries of a step, every tensor counted (in "
+            "256-byte chunks); ratio to plain at the same K. Not counted: Python objects, graphs, "
+            "memory a kernel library allocates by itself.",
+            "- **RSS, first steps** / **RSS, later steps**: how far the process's peak resident "
+            "set (`VmHWM`, reset through `/proc/self/clear_refs`) rose above its resident set "
+            "during the warm-up steps (tracing, function instantiation and XLA compilation "
+            "included) / during the measured steps. It counts everything but only in pages and "
+            "malloc arenas: after the first steps, freed memory is reused and it barely moves.",
             "",
             "| K | configuration | backward passes | held (MiB) | step peak (MiB) "
-            "| ratio to plain | RSS increase (MiB) |",
-            "|---:|---|---:|---:|---:|---:|---:|",
+            "| step peak ratio to plain | RSS, first steps (MiB) | RSS, later steps (MiB) |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
+
+        def mib(value, digits):
+            return "—" if value is None else f"{value / MIB:.{digits}f}"
+
         for network, k, key in memory_jobs:
             result = memory[(network, k, key)]
             plain = memory.get((network, k, PLAIN.key))
@@ -534,8 +644,8 @@ def main(argv):
                 ratio = f"{result['step_peak'] / plain['step_peak']:.2f}×"
             lines.append(
                 f"| {k} | {CONFIGS[key].label} | {CONFIGS[key].backward_passes(k)} "
-                f"| {result['held'] / MIB:.2f} | {result['step_peak'] / MIB:.2f} | {ratio} "
-                f"| {result['rss_increase'] / MIB:.1f} |"
+                f"| {mib(result['held'], 2)} | {mib(result['step_peak'], 2)} | {ratio} "
+                f"| {mib(result['rss_first'], 1)} | {mib(result['rss_later'], 1)} |"
             )
         lines.append("")
     write_markdown(lines[:-1] if lines[-1] == "" else lines, FLAGS.output)

@@ -1,14 +1,14 @@
 """Seed 004's synthetic experiment: single task, multitask and the censoring
 modes on a primary task with a same / similar / unrelated auxiliary task.
 
-Protocol (docs/censoring.md#synthetic-experiment, Lemaire 2018): data from
-`keras_aux.data.synthetic_tasks` (numpy seed 0); the primary task learns on
-train1, the auxiliary task on train2 (`keras_aux.data.zip_tasks`: a different
-input batch each step); MLP of four shared Dense(100, ReLU) and one linear
-Dense(100) head per task, MSE; Adam (defaults); batch 100; early stopping on
-the validation primary loss, patience 10, best weights restored; metric =
-test primary MSE. Seed ``s`` fixes the initial weights, identical for every
-configuration, and the shuffling.
+Protocol (`keras_aux.experiments.synthetic`; docs/censoring.md#synthetic-experiment,
+Lemaire 2018): data from `keras_aux.data.synthetic_tasks` (numpy seed 0); the
+primary task learns on train1, the auxiliary task on train2
+(`keras_aux.data.zip_tasks`: a different input batch each step); MLP of four
+shared Dense(100, ReLU) and one linear Dense(100) head per task, MSE; Adam
+(defaults); batch 100; early stopping on the validation primary loss, patience
+10, best weights restored; metric = test primary MSE. Seed ``s`` fixes the
+initial weights, identical for every configuration, and the shuffling.
 
 Runs are fast by construction: XLA (``jit_compile=True``); one
 ``tf.function`` call per epoch (``steps_per_execution`` = steps per epoch);
@@ -36,13 +36,12 @@ Reference: Lemaire (2018), "Auxiliary tasks in deep learning: projecting the
 auxiliary gradient", synthetic experiment (Figures 11–13).
 """
 
-import keras
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.report import read_rows
-from benchmarks.synthetic_protocol import append_run, grid, run_key, run_one, summarize
-from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
+from keras_aux.data.synthetic_tasks import SITUATIONS
+from keras_aux.experiments import synthetic
+from keras_aux.experiments.reporting import read_rows
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("situations", list(SITUATIONS), "Auxiliary-task situations.")
@@ -69,54 +68,29 @@ flags.DEFINE_integer(
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
-    if FLAGS.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    config = synthetic.SyntheticConfig(
+        situations=tuple(FLAGS.situations),
+        lambdas=tuple(float(v) for v in FLAGS.lambdas),
+        projection_alphas=tuple(float(v) for v in FLAGS.projection_alphas),
+        cosine_alphas=tuple(float(v) for v in FLAGS.cosine_alphas),
+        modes=tuple(FLAGS.modes),
+        single_task=FLAGS.single_task,
+        granularity=FLAGS.granularity,
+        seeds=FLAGS.seeds,
+        max_epochs=FLAGS.max_epochs,
+        chunk=FLAGS.chunk,
+        num_chunks=FLAGS.num_chunks,
+        csv=FLAGS.csv,
+        output=FLAGS.output,
+        threads=FLAGS.threads,
+    )
+    synthetic.set_threads(config.threads)
     if FLAGS.summarize:
-        summarize(read_rows(FLAGS.csv), FLAGS.output)
+        synthetic.summarize(read_rows(config.csv), config.output)
         return
-    if not 0 <= FLAGS.chunk < FLAGS.num_chunks:
+    if not 0 <= config.chunk < config.num_chunks:
         raise app.UsageError("Need 0 <= --chunk < --num_chunks.")
-    runs = grid(
-        FLAGS.situations,
-        FLAGS.modes,
-        FLAGS.lambdas,
-        FLAGS.projection_alphas,
-        FLAGS.cosine_alphas,
-        FLAGS.single_task,
-        FLAGS.granularity,
-        FLAGS.seeds,
-    )
-    done = {run_key(r) for r in read_rows(FLAGS.csv)}
-    mine = [
-        r
-        for i, r in enumerate(runs)
-        if i % FLAGS.num_chunks == FLAGS.chunk and run_key(r) not in done
-    ]
-    print(
-        f"{len(runs)} runs in the grid, {len(done)} done, {len(mine)} for chunk {FLAGS.chunk}/{FLAGS.num_chunks}"
-    )
-    data = make_synthetic_tasks(seed=0)
-    progress = keras.utils.Progbar(len(mine), unit_name="run")
-    models = {}  # compiled once per configuration, reused across seeds and situations
-    for i, r in enumerate(mine):
-        test_loss, epochs, seconds = run_one(
-            data,
-            r["situation"],
-            r["mode"],
-            r["granularity"],
-            r["alpha"],
-            r["lam"],
-            r["seed"],
-            FLAGS.max_epochs,
-            models=models,
-        )
-        append_run(
-            FLAGS.csv,
-            {**r, "test_loss": f"{test_loss:.6f}", "epochs": epochs, "seconds": f"{seconds:.2f}"},
-        )
-        progress.update(i + 1, values=[("s/run", seconds)])
-    summarize(read_rows(FLAGS.csv), FLAGS.output)
+    synthetic.run(config)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 
 import numpy as np
 
-from benchmarks import synthetic_protocol as sc
-from benchmarks.report import read_rows
 from keras_aux.data.synthetic_tasks import make_synthetic_tasks
+from keras_aux.experiments import synthetic as sc
+from keras_aux.experiments.reporting import read_rows
 from keras_aux.testing import assert_xla_ran
 
 

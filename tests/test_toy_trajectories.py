@@ -1,15 +1,14 @@
 """Qualitative results of the toy of Lemaire (2018), "Auxiliary tasks in deep
 learning: projecting the auxiliary gradient", run through
-``keras_aux.censoring.combine`` (see ``trainers/toy_trajectories.py``)."""
+``keras_aux.censoring.combine`` (`keras_aux.experiments.toy`, the protocol of
+``trainers/toy_trajectories.py``)."""
 
 import os
 
 import numpy as np
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 
-from trainers import toy_trajectories
+from keras_aux.experiments import toy
 
 # p + λa = 0 on the horizontal axis: 2(x − 1) + 0.1 · 2(x − 2) = 0.
 MULTITASK_FIXED_POINT = (2.4 / 2.2, 0.0)
@@ -24,7 +23,7 @@ def _dist_circle(point):
 
 
 def test_trajectory_shape_and_start():
-    path = toy_trajectories.run_trajectory("projection", "sgd", steps=3)
+    path = toy.run_trajectory("projection", "sgd", steps=3)
     assert path.shape == (4, 2)
     np.testing.assert_allclose(path[0], [0.0, 2.0])
     # First SGD step by hand: p = 2(r − 1)·(x, y)/r = (0, 2), a = 2(x − 2, y) = (−4, 4);
@@ -33,21 +32,21 @@ def test_trajectory_shape_and_start():
 
 
 def test_projection_with_adam_reaches_target():
-    path = toy_trajectories.run_trajectory("projection", "adam", steps=2000)
+    path = toy.run_trajectory("projection", "adam", steps=2000)
     end = path[-1]
     assert _dist(end) < 0.05, end
     assert _dist_circle(end) < 0.05, end
 
 
 def test_multitask_with_adam_misses_target():
-    end = toy_trajectories.run_trajectory("multitask", "adam", steps=2000)[-1]
+    end = toy.run_trajectory("multitask", "adam", steps=2000)[-1]
     assert _dist(end) > 0.07, end
     assert _dist(end, MULTITASK_FIXED_POINT) < 0.01, end
 
 
 @pytest.mark.parametrize("mode", ["unweighted_cosine", "weighted_cosine"])
 def test_cosine_with_sgd_stops_on_circle_away_from_target(mode):
-    path = toy_trajectories.run_trajectory(mode, "sgd", steps=1500)
+    path = toy.run_trajectory(mode, "sgd", steps=1500)
     end = path[-1]
     assert _dist_circle(end) < 0.05, end
     assert _dist(end) > 0.5, end
@@ -56,37 +55,41 @@ def test_cosine_with_sgd_stops_on_circle_away_from_target(mode):
     # Without censoring (multitask) or with the projection, the same SGD run
     # ends near (1, 0) instead.
     for other in ("multitask", "projection"):
-        other_end = toy_trajectories.run_trajectory(other, "sgd", steps=1500)[-1]
+        other_end = toy.run_trajectory(other, "sgd", steps=1500)[-1]
         assert _dist(other_end) < 0.1, (other, other_end)
         assert _dist(end, other_end) > 0.5, (other, end, other_end)
 
 
 @pytest.mark.parametrize("mode", ["unweighted_cosine", "weighted_cosine"])
 def test_cosine_with_adam_reaches_target_slower_than_projection(mode):
-    path = toy_trajectories.run_trajectory(mode, "adam", steps=5000)
+    path = toy.run_trajectory(mode, "adam", steps=5000)
     assert _dist(path[-1]) < 0.05, path[-1]
     # At 1000 steps the projection is already there, the cosine modes are not.
-    projection = toy_trajectories.run_trajectory("projection", "adam", steps=1000)
+    projection = toy.run_trajectory("projection", "adam", steps=1000)
     assert _dist(projection[-1]) < 0.05, projection[-1]
     assert _dist(path[1000]) > 0.3, path[1000]
 
 
-def test_main_writes_png_and_table(tmp_path):
+def test_run_and_write_png_and_table(tmp_path):
     out = str(tmp_path / "results")
-    with flagsaver.flagsaver():
-        flags.FLAGS(["prog", "--steps=50", f"--output_dir={out}"])
-        try:
-            toy_trajectories.main([])
-        finally:
-            flags.FLAGS.unparse_flags()
-    png = os.path.join(out, "toy_trajectories.png")
-    md = os.path.join(out, "toy_trajectories.md")
+    config = toy.ToyConfig(steps=50, output_dir=out)
+    table, md, png = toy.write(config, toy.run(config, progress=False))
+    assert (md, png) == (
+        os.path.join(out, "toy_trajectories.md"),
+        os.path.join(out, "toy_trajectories.png"),
+    )
     assert os.path.getsize(png) > 0
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with open(md, encoding="utf-8") as f:
-        table = f.read()
+        written = f.read()
+    assert written.endswith(table) and written.startswith("# Toy trajectories (Lemaire 2018)")
     for optimizer in ("adam", "sgd"):
-        for mode in toy_trajectories.TOY_MODES:
+        for mode in toy.TOY_MODES:
             assert f"| {optimizer} | {mode} |" in table
-    assert table.count("| 50 |") == 2 * len(toy_trajectories.TOY_MODES)
+    assert table.count("| 50 |") == 2 * len(toy.TOY_MODES)
+
+
+def test_run_rejects_an_unknown_optimizer():
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        toy.run(toy.ToyConfig(steps=1, optimizers=("rmsprop",)))

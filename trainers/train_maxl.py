@@ -9,7 +9,7 @@ Methods (``--method``): ``maxl`` (``--order=2`` exact meta-gradient, ``1``
 finite-difference estimate; ``--schedule=epoch`` is the paper's alternation
 of whole stage-1 and stage-2 epochs, so one ``--epochs`` is two `fit`
 epochs), ``single``, ``human``, ``random``, ``kmeans`` — see
-`trainers.maxl_experiment`. Fashion-MNIST's primary task is its four coarse
+`keras_aux.experiments.maxl`. Fashion-MNIST's primary task is its four coarse
 groups (tops / bottoms and dresses / footwear / bags), the fine classes being
 the Human baseline's auxiliary labels (ψ = 4,2,3,1).
 
@@ -23,22 +23,17 @@ Reference: Liu, Davison & Johns (2019), "Self-Supervised Generalisation with
 Meta Auxiliary Learning"; docs/maxl.md.
 """
 
-import json
-import os
-
-import keras
 from absl import app, flags
 
-from keras_aux import hierarchy
-from trainers import maxl_experiment
+from keras_aux.experiments import maxl
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("method", "maxl", list(maxl_experiment.METHODS), "Method.")
+flags.DEFINE_enum("method", "maxl", list(maxl.METHODS), "Method.")
 flags.DEFINE_enum("order", "2", ["1", "2"], "MAXL meta-gradient: 2 exact, 1 finite differences.")
 flags.DEFINE_enum("schedule", "epoch", ["epoch", "interleaved"], "MAXL stage schedule.")
 flags.DEFINE_integer("stage2_every", 1, "Interleaved schedule: stage 2 every k steps.")
 flags.DEFINE_string("psi", None, "ψ: '3' (per primary class) or '2,3,...' (default: see docs).")
-flags.DEFINE_enum("dataset", "fashion_mnist", list(maxl_experiment.DATASETS), "Dataset.")
+flags.DEFINE_enum("dataset", "fashion_mnist", list(maxl.DATASETS), "Dataset.")
 flags.DEFINE_string("data_dir", None, "Where the dataset's files are (default: known places).")
 flags.DEFINE_integer("train_size", None, "Training examples used (default: all).")
 flags.DEFINE_integer("val_size", 5000, "Training examples held out for validation.")
@@ -59,55 +54,37 @@ flags.DEFINE_string("export_dir", None, "SavedModel destination (default saved_m
 
 def main(argv):
     del argv
-    task = maxl_experiment.load_task(
-        FLAGS.dataset, FLAGS.data_dir, FLAGS.train_size, FLAGS.val_size, FLAGS.seed
+    config = maxl.RunConfig(
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        train_size=FLAGS.train_size,
+        val_size=FLAGS.val_size,
+        logdir=FLAGS.logdir,
+        export_dir=FLAGS.export_dir,
+        train=maxl.TrainConfig(
+            method=FLAGS.method,
+            backbone=FLAGS.backbone,
+            filters=tuple(int(f) for f in FLAGS.filters) if FLAGS.filters else None,
+            psi=FLAGS.psi,
+            order=int(FLAGS.order),
+            schedule=FLAGS.schedule,
+            stage2_every=FLAGS.stage2_every,
+            epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size,
+            learning_rate=FLAGS.learning_rate,
+            momentum=FLAGS.momentum,
+            weight_decay=FLAGS.weight_decay,
+            generator_learning_rate=FLAGS.generator_learning_rate,
+            entropy_weight=FLAGS.entropy_weight,
+            seed=FLAGS.seed,
+            jit_compile=FLAGS.jit_compile,
+        ),
     )
-    psi = hierarchy.parse_psi(FLAGS.psi, task.num_primary) if FLAGS.psi else None
-    config = maxl_experiment.TrainConfig(
-        method=FLAGS.method,
-        backbone=FLAGS.backbone,
-        filters=tuple(int(f) for f in FLAGS.filters) if FLAGS.filters else None,
-        psi=psi,
-        order=int(FLAGS.order),
-        schedule=FLAGS.schedule,
-        stage2_every=FLAGS.stage2_every,
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate,
-        momentum=FLAGS.momentum,
-        weight_decay=FLAGS.weight_decay,
-        generator_learning_rate=FLAGS.generator_learning_rate,
-        entropy_weight=FLAGS.entropy_weight,
-        seed=FLAGS.seed,
-        jit_compile=FLAGS.jit_compile,
-    )
-    name = f"{FLAGS.dataset}_{FLAGS.method}" + (
-        f"_order{FLAGS.order}" if FLAGS.method == "maxl" else ""
-    )
-    run_dir = os.path.join(FLAGS.logdir, f"{name}_seed{FLAGS.seed}")
-    print(
-        f"{FLAGS.method} on {FLAGS.dataset}: {len(task.x_train)} train / {len(task.x_val)} val / "
-        f"{len(task.x_test)} test, primary classes {task.class_names}"
-    )
-    result, served = maxl_experiment.train(
-        config, task, callbacks=[keras.callbacks.TensorBoard(run_dir)], verbose=2
-    )
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    if FLAGS.method == "maxl":
-        plot = maxl_experiment.plot_learned_labels(
-            served, task, os.path.join(run_dir, "learned_labels.png")
-        )
-        print(f"learned auxiliary labels: {plot}")
-    export_dir = FLAGS.export_dir or os.path.join("saved_models", name)
-    served.export(export_dir, verbose=False)
-    with open(os.path.join(export_dir, "labels.json"), "w", encoding="utf-8") as f:
-        json.dump(task.class_names, f)
+    result, export_dir = maxl.run(config)
     print(
         f"test accuracy {result['test_accuracy']:.4f} (best val {result['best_val_accuracy']:.4f}) "
         f"in {result['seconds']:.0f} s; ψ={result['psi']}; SavedModel: {export_dir}; "
-        f"TensorBoard: {run_dir}"
+        f"TensorBoard: {config.run_dir}"
     )
 
 

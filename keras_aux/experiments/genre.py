@@ -1,0 +1,462 @@
+"""The genre experiment: an LSTM genre classifier with a reconstruction auxiliary loss (seed 001).
+
+files → tf.data (decode, mono at ``sample_rate``, fixed duration, log-mel, ``crop_frames``-frame
+training crops) → `keras_aux.architectures.genre_lstm` (an `AuxiliaryModel`: λ is the
+reconstruction loss weight, the censoring modes apply) → Adam ``learning_rate`` × ``lr_decay``
+per epoch → best validation accuracy checkpoint → test report → SavedModel that takes raw mono
+waveforms at the training sample rate (any length) and returns genre probabilities.
+
+Datasets (`GenreConfig.dataset`): ``fma_small`` (``data_dir`` holding ``fma_small/`` and
+``fma_metadata/``), ``gtzan``, ``fsdd`` (digits, official test split), ``folder`` (one sub-folder
+per class), and ``demo``: a small synthetic music set written to ``data_dir`` (default
+``data/synthetic_music``), trained with λ = 0 and with ``reconstruction_weight``, so that the
+whole path runs offline in a few minutes.
+
+Used by ``trainers/train_genre.py`` (`run`, `export`), ``trainers/sweep_lambda.py`` (`sweep`) and
+``trainers/tune.py`` (`load_splits`, `make_pipelines`).
+
+Reference: seed 001 ("reconstruction auxiliary loss": λ swept over
+{0, 0.01, 0.1, 1, 2, 5, 10, 100}); docs/reconstruction.md.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_aux.architectures import compile_genre_lstm, genre_lstm, waveform_classifier
+from keras_aux.censoring import MODES as CENSORING_MODES
+from keras_aux.data import datasets, synthetic_music
+from keras_aux.data.audio import load_waveform
+from keras_aux.data.pipeline import AudioPipelineReport, audio_pipeline
+from keras_aux.experiments import reporting
+from keras_aux.experiments.options import option
+from keras_aux.layers import LogMelSpectrogram
+
+DATASETS = ("fma_small", "gtzan", "fsdd", "folder", "demo")
+DEMO_DIR = os.path.join("data", "synthetic_music")
+DEFAULTS = {  # dataset: (epochs, duration s, crop frames)
+    "demo": (12, 4.0, 64),
+    "fsdd": (60, 1.0, 16),
+}
+OTHER_DEFAULTS = (256, 30.0, 512)  # every other dataset: the reference's settings
+SWEEP_LAMBDAS = (0.0, 0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 100.0)  # seed 001's λ list
+
+
+@dataclasses.dataclass
+class GenreConfig:
+    """Data, model and training settings of the genre experiment (the flags of
+    ``trainers/train_genre.py``, shared by ``trainers/sweep_lambda.py`` and
+    ``trainers/tune.py``).
+
+    Each field's help line (`keras_aux.experiments.options.option`) documents it. ``epochs``,
+    ``duration`` and ``crop_frames`` default to None: the dataset's own values
+    (`with_dataset_defaults`: 12 epochs, 4 s, 64 frames for ``demo``; 60, 1 s, 16 for ``fsdd``;
+    the reference's 256, 30 s, 512 otherwise).
+
+    Reference: seed 001's genre classifier and its training; docs/reconstruction.md.
+    """
+
+    dataset: str = option("demo", "Dataset.", choices=DATASETS)
+    data_dir: str | None = option(
+        None, "Dataset location (fma_small: the folder holding fma_small/ and fma_metadata/)."
+    )
+    reconstruction_weight: float = option(10.0, "λ: weight of the reconstruction loss.")
+    censoring: str = option(
+        "multitask", "How the reconstruction gradient is censored.", choices=CENSORING_MODES
+    )
+    ema_alpha: float = option(1.0, "Moving-average constant of the primary gradient (1: none).")
+    epochs: int | None = option(None, "Epochs (default: 256, or 12 for demo).")
+    batch_size: int = option(32, "Batch size.")
+    learning_rate: float = option(1e-4, "Adam learning rate (× lr_decay after every epoch).")
+    lr_decay: float = option(0.97, "Learning-rate factor per epoch.")
+    duration: float | None = option(
+        None, "Seconds per clip (default: 30, or 4 for demo, 1 for fsdd)."
+    )
+    crop_frames: int | None = option(
+        None, "Training crop in frames (default: 512, or 64 for demo, 16 for fsdd)."
+    )
+    sample_rate: int = option(16000, "Sample rate the audio is resampled to.")
+    lstm_units: int = option(128, "Units per direction of each BiLSTM.")
+    logdir: str = option("logs/genre", "TensorBoard logs and checkpoints (one sub-folder per run).")
+    export_dir: str | None = option(
+        None, "SavedModel destination (default: saved_models/genre_<dataset>)."
+    )
+    cache_dir: str | None = option(
+        None, "Disk cache of the mel features (one sub-folder per split)."
+    )
+    strict: bool = option(False, "Raise on the first bad audio file instead of skipping it.")
+    seed: int = option(1337, "Random seed (splits, shuffling, weights).")
+
+    def with_dataset_defaults(self):
+        """A copy whose unset ``epochs``, ``duration`` and ``crop_frames`` hold the dataset's
+        defaults (`DEFAULTS`, else `OTHER_DEFAULTS`)."""
+        epochs, duration, crop = DEFAULTS.get(self.dataset, OTHER_DEFAULTS)
+        return dataclasses.replace(
+            self,
+            epochs=self.epochs or epochs,
+            duration=self.duration or duration,
+            crop_frames=self.crop_frames or crop,
+        )
+
+    @property
+    def needs_data_dir(self):
+        """True when the dataset must be read from ``data_dir`` (all but ``demo``)."""
+        return self.dataset != "demo"
+
+
+def load_splits(dataset, data_dir, seed):
+    """``{"train", "validation", "test"}`` → `AudioFileList` for one dataset.
+
+    ``demo`` writes the synthetic music set first (to ``data_dir``, default `DEMO_DIR`); the
+    other datasets are read from ``data_dir``, split as docs/reconstruction.md describes.
+
+    Raises:
+        ValueError: ``data_dir`` is None for a dataset other than ``demo``.
+
+    Reference: seed 001's datasets; docs/reconstruction.md.
+    """
+    if dataset == "demo":
+        data_dir = data_dir or DEMO_DIR
+        synthetic_music.write_synthetic_music(data_dir, seed=0)
+        files = datasets.class_folders(data_dir)
+        return datasets.stratified_split(files, {"validation": 0.15, "test": 0.25}, seed)
+    if data_dir is None:
+        raise ValueError(f"The {dataset} dataset needs its data_dir.")
+    if dataset == "fma_small":
+        return datasets.fma_small(
+            os.path.join(data_dir, "fma_metadata"), os.path.join(data_dir, "fma_small"), seed=seed
+        )
+    if dataset == "gtzan":
+        return datasets.gtzan(data_dir, seed=seed)
+    if dataset == "fsdd":
+        return datasets.fsdd(data_dir, validation_fraction=0.1, seed=seed)
+    files = datasets.class_folders(data_dir)
+    return datasets.stratified_split(files, {"validation": 0.1, "test": 0.2}, seed)
+
+
+def test_report(model, pipeline, class_names):
+    """Accuracy and per-class recall of ``model``'s genre head on a pipeline.
+
+    Returns:
+        ``(accuracy, text)``: the text's first line is the accuracy against chance, then one
+        line of recall per class present.
+
+    Reference: seed 001's evaluation (test accuracy); docs/reconstruction.md.
+    """
+    labels, predictions = [], []
+    for features, y in pipeline.dataset:
+        predictions.append(np.argmax(model.predict_on_batch(features)["genre"], axis=-1))
+        labels.append(y.numpy())
+    labels, predictions = np.concatenate(labels), np.concatenate(predictions)
+    accuracy = float(np.mean(labels == predictions))
+    lines = [
+        f"test accuracy {accuracy:.4f} on {len(labels)} clips (chance {1 / len(class_names):.4f})"
+    ]
+    for k, name in enumerate(class_names):
+        mask = labels == k
+        if mask.any():
+            lines.append(
+                f"  {name:>24s}: recall {np.mean(predictions[mask] == k):.3f} ({mask.sum()} clips)"
+            )
+    return accuracy, "\n".join(lines)
+
+
+def make_pipelines(splits, config, frontend):
+    """``{split: AudioPipeline}``: shuffled random crops for "train", whole clips otherwise.
+
+    Args:
+        splits: ``{split: AudioFileList}`` (`load_splits`).
+        config: a `GenreConfig` (the dataset's defaults are filled in here).
+        frontend: the log-mel layer the features are computed with.
+
+    Reference: seed 001's pre-processing and training crops; docs/reconstruction.md.
+    """
+    config = config.with_dataset_defaults()
+    pipelines = {}
+    for split, files in splits.items():
+        cache = os.path.join(config.cache_dir, split) if config.cache_dir else None
+        pipelines[split] = audio_pipeline(
+            files.paths,
+            files.labels,
+            training=split == "train",
+            sample_rate=config.sample_rate,
+            duration=config.duration,
+            frontend=frontend,
+            crop_frames=config.crop_frames,
+            batch_size=config.batch_size,
+            cache_dir=cache,
+            strict=config.strict,
+            seed=config.seed,
+        )
+    return pipelines
+
+
+def train_one(name, lam, splits, config, log=print, pipeline_log=print):
+    """One training run with reconstruction weight ``lam``, logged under ``config.logdir/name``.
+
+    Args:
+        name: the run's name (its log sub-folder).
+        lam: λ, the reconstruction loss weight (``config.reconstruction_weight`` is not used).
+        splits: ``{split: AudioFileList}`` (`load_splits`).
+        config: a `GenreConfig`.
+        log: prints the data summary line.
+        pipeline_log: prints the pipeline's bad-file report after every epoch.
+
+    Returns:
+        ``(model, frontend, test accuracy, report text, seconds)``: the model holds the weights
+        of the best validation accuracy.
+
+    Reference: seed 001's training (Adam, learning-rate decay per epoch, best validation
+    checkpoint); docs/reconstruction.md.
+    """
+    config = config.with_dataset_defaults()
+    keras.utils.set_random_seed(config.seed)
+    frontend = LogMelSpectrogram(sampling_rate=config.sample_rate)
+    class_names = splits["train"].class_names
+
+    pipelines = make_pipelines(splits, config, frontend)
+    train, validation, test = pipelines["train"], pipelines["validation"], pipelines["test"]
+    model = genre_lstm(len(class_names), lstm_units=config.lstm_units)
+    compile_genre_lstm(
+        model,
+        reconstruction_weight=lam,
+        learning_rate=config.learning_rate,
+        censoring=config.censoring,
+        ema_alpha=config.ema_alpha,
+    )
+    run_dir = os.path.join(config.logdir, name)
+    checkpoint = os.path.join(run_dir, "best.weights.h5")
+    lr0, decay = config.learning_rate, config.lr_decay
+    start = time.perf_counter()
+    model.fit(
+        train.dataset,
+        validation_data=validation.dataset,
+        epochs=config.epochs,
+        verbose=2,
+        callbacks=[
+            keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr0 * decay**epoch),
+            keras.callbacks.ModelCheckpoint(
+                checkpoint,
+                monitor="val_genre_accuracy",
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+            ),
+            keras.callbacks.TensorBoard(run_dir),
+            AudioPipelineReport({"train": train}, print_fn=pipeline_log),
+        ],
+    )
+    seconds = time.perf_counter() - start
+    model.load_weights(checkpoint)
+    accuracy, report = test_report(model, test, class_names)
+    log(f"[{name}] data: train {train.summary()} | test {test.summary()}")
+    return model, frontend, accuracy, report, seconds
+
+
+@dataclasses.dataclass
+class GenreResult:
+    """What `run` returns.
+
+    Attributes:
+        splits: ``{split: AudioFileList}``.
+        class_names: the genres, in label order.
+        results: one dict per run: ``run``, ``lambda``, ``censoring``, ``test_accuracy``.
+        model: the last run's trained `genre_lstm`.
+        frontend: its log-mel layer.
+
+    Reference: seed 001 (reconstruction auxiliary loss); docs/reconstruction.md.
+    """
+
+    splits: dict
+    class_names: list
+    results: list
+    model: keras.Model
+    frontend: keras.layers.Layer
+
+
+def runs(config):
+    """``[(name, λ)]`` of `run`: λ = 0 and ``reconstruction_weight`` for ``demo``, else the
+    latter only.
+
+    Reference: seed 001 (λ = 0 against λ > 0); docs/reconstruction.md.
+    """
+    lam = config.reconstruction_weight
+    if config.dataset == "demo":
+        return [("lambda0", 0.0), (f"lambda{lam:g}", lam)]
+    return [(f"lambda{lam:g}", lam)]
+
+
+def run(config, log=print, pipeline_log=print):
+    """The genre experiment: loads the splits and trains every run of `runs`.
+
+    Args:
+        config: a `GenreConfig`.
+        log: prints the dataset summary and each run's test report.
+        pipeline_log: prints the pipelines' bad-file reports (every epoch).
+
+    Returns:
+        A `GenreResult`.
+
+    Reference: seed 001 (reconstruction auxiliary loss); docs/reconstruction.md.
+    """
+    splits = load_splits(config.dataset, config.data_dir, config.seed)
+    class_names = splits["train"].class_names
+    log(
+        f"{config.dataset}: "
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        + f" clips; classes {class_names}"
+    )
+    results = []
+    for name, weight in runs(config):
+        model, frontend, accuracy, report, seconds = train_one(
+            name, weight, splits, config, log=log, pipeline_log=pipeline_log
+        )
+        log(
+            f"\n== {name} (λ={weight:g}, censoring={config.censoring}) trained in {seconds:.0f} s\n{report}"
+        )
+        results.append(
+            {
+                "run": name,
+                "lambda": weight,
+                "censoring": config.censoring,
+                "test_accuracy": accuracy,
+            }
+        )
+    return GenreResult(splits, class_names, results, model, frontend)
+
+
+def export(result, config):
+    """Exports the raw-waveform classifier of ``result``'s model as a SavedModel with
+    ``labels.json`` beside it, reloads it and classifies the first test clip.
+
+    Args:
+        result: a `GenreResult` (`run`).
+        config: its `GenreConfig`; ``export_dir`` defaults to ``saved_models/genre_<dataset>``.
+
+    Returns:
+        ``(export_dir, clip path, class probabilities of the clip)``.
+
+    Raises:
+        RuntimeError: the reloaded SavedModel disagrees with the Keras model (> 1e-4).
+
+    Reference: seed 001's classifier, served on raw waveforms; docs/reconstruction.md.
+    """
+    export_dir = config.export_dir or os.path.join("saved_models", f"genre_{config.dataset}")
+    serving = waveform_classifier(result.model, result.frontend)
+    serving.export(export_dir, verbose=False)
+    with open(os.path.join(export_dir, "labels.json"), "w", encoding="utf-8") as f:
+        json.dump({"class_names": result.class_names, "sample_rate": config.sample_rate}, f)
+
+    # Reload and classify one test clip from its raw waveform.
+    loaded = tf.saved_model.load(export_dir)
+    clip = result.splits["test"].paths[0]
+    wave = load_waveform(clip, config.sample_rate)[None]
+    probabilities = loaded.serve(tf.constant(wave)).numpy()[0]
+    expected = serving.predict(wave, verbose=0)[0]
+    if np.max(np.abs(probabilities - expected)) > 1e-4:
+        raise RuntimeError("The exported SavedModel disagrees with the Keras model.")
+    return export_dir, clip, probabilities
+
+
+def results_table(results):
+    """The markdown table of `GenreResult.results` (run, λ, censoring, test accuracy).
+
+    Reference: seed 001 (test accuracy per λ); docs/reconstruction.md.
+    """
+    lines = ["| run | λ | censoring | test accuracy |", "|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['run']} | {r['lambda']:g} | {r['censoring']} | {r['test_accuracy']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """The λ sweep of the genre experiment (``trainers/sweep_lambda.py``).
+
+    Attributes:
+        lambdas: the reconstruction weights, each >= 0 (default: seed 001's list).
+        output_dir: where ``sweep_lambda.md`` and ``sweep_lambda.png`` are written.
+        genre: data, model and training of every run (its ``reconstruction_weight`` and
+            ``export_dir`` are not used).
+
+    Reference: seed 001 (λ swept over {0, 0.01, 0.1, 1, 2, 5, 10, 100}); docs/reconstruction.md.
+    """
+
+    lambdas: tuple = SWEEP_LAMBDAS
+    output_dir: str = "logs/sweep_lambda"
+    genre: GenreConfig = dataclasses.field(default_factory=GenreConfig)
+
+
+def sweep(config, log=print, pipeline_log=print):
+    """Trains the genre model once per λ on the same data, splits and seed.
+
+    Returns:
+        ``[(λ, test accuracy, seconds)]`` in the order of ``config.lambdas``.
+
+    Raises:
+        ValueError: a λ is negative.
+
+    Reference: seed 001's λ sweep; docs/reconstruction.md.
+    """
+    if any(lam < 0 for lam in config.lambdas):
+        raise ValueError(f"Every λ must be >= 0; got {list(config.lambdas)}.")
+    genre = config.genre
+    splits = load_splits(genre.dataset, genre.data_dir, genre.seed)
+    rows = []
+    for lam in config.lambdas:
+        _, _, accuracy, report, seconds = train_one(
+            f"lambda{lam:g}", lam, splits, genre, log=log, pipeline_log=pipeline_log
+        )
+        log(f"\n== λ={lam:g}: {report.splitlines()[0]} ({seconds:.0f} s)")
+        rows.append((lam, accuracy, seconds))
+    return rows
+
+
+def write_sweep(config, rows):
+    """Writes ``sweep_lambda.md`` (the table) and ``sweep_lambda.png`` (test accuracy against λ)
+    to ``config.output_dir``; returns the table.
+
+    Reference: seed 001's λ sweep; docs/reconstruction.md.
+    """
+    genre = config.genre.with_dataset_defaults()
+    os.makedirs(config.output_dir, exist_ok=True)
+    lines = [
+        f"# λ sweep: {genre.dataset}, censoring {genre.censoring}, seed {genre.seed}, {genre.epochs} epochs",
+        "",
+        "| λ | test accuracy | seconds |",
+        "|---:|---:|---:|",
+    ] + [f"| {lam:g} | {acc:.4f} | {sec:.0f} |" for lam, acc, sec in rows]
+    table = "\n".join(lines) + "\n"
+    with open(os.path.join(config.output_dir, "sweep_lambda.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    plot_sweep(
+        rows,
+        os.path.join(config.output_dir, "sweep_lambda.png"),
+        f"{genre.dataset}: test accuracy vs λ",
+    )
+    return table
+
+
+def plot_sweep(rows, path, title):
+    """Test accuracy against λ (symmetric-log x axis) as a PNG.
+
+    Reference: seed 001's λ sweep; docs/reconstruction.md.
+    """
+    plt = reporting.pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-")
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xlabel("λ (reconstruction weight)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,76 @@
+"""Shared output of the experiments: markdown tables (the benchmarks' go under
+``benchmarks/results/``), the resumable CSV run logs they are summarised from, and the
+matplotlib figure module the plots draw with.
+
+Reference: the benchmarks of docs/censoring.md (Lemaire 2018; Du et al. 2018), docs/maxl.md
+(Liu, Davison & Johns 2019) and docs/reconstruction.md (seed 001's reconstruction loss), whose
+tables and run logs are written here.
+"""
+
+import csv
+import fcntl
+import os
+
+from keras_aux.utils.optional import require
+
+
+def write_markdown(lines, path):
+    """Joins ``lines`` into a markdown document, prints it and writes it to ``path``.
+
+    Returns:
+        The document (the lines joined by newlines, with a final newline).
+
+    Reference: the result tables of docs/censoring.md (Lemaire 2018; Du et al. 2018),
+    docs/maxl.md (Liu, Davison & Johns 2019) and docs/reconstruction.md (seed 001).
+    """
+    table = "\n".join(lines) + "\n"
+    print(table)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(table)
+    return table
+
+
+def read_rows(path):
+    """Rows of a CSV run log as dicts (none if the file does not exist).
+
+    Reference: the resumable run logs of docs/censoring.md#synthetic-experiment (Lemaire 2018)
+    and docs/maxl.md#baselines (Liu, Davison & Johns 2019).
+    """
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def append_row(path, row, fields):
+    """Appends ``row``'s ``fields`` (in that order; missing ones empty) to a
+    CSV run log under an exclusive lock, with the header if the file is new:
+    several processes may append to one log.
+
+    Reference: the resumable run logs of docs/censoring.md#synthetic-experiment (Lemaire 2018)
+    and docs/maxl.md#baselines (Liu, Davison & Johns 2019).
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0, os.SEEK_END)
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if f.tell() == 0:
+                writer.writeheader()
+            writer.writerow(row)
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only), imported on first
+    use: matplotlib belongs to the ``trainers`` extra.
+
+    Reference: the figures of docs/censoring.md (Lemaire 2018), docs/maxl.md (Liu, Davison &
+    Johns 2019) and docs/reconstruction.md (seed 001).
+    """
+    matplotlib = require("matplotlib", extra="trainers", purpose="to draw the experiments' plots")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", extra="trainers", purpose="to draw the experiments' plots")
