@@ -4,7 +4,7 @@ modes on a primary task with a same / similar / unrelated auxiliary task.
 Protocol (`keras_aux.experiments.synthetic`; docs/censoring.md#synthetic-experiment,
 Lemaire 2018): data from `keras_aux.data.synthetic_tasks` (numpy seed 0); the
 primary task learns on train1, the auxiliary task on train2
-(`keras_aux.data.zip_tasks`: a different input batch each step); MLP of four
+(`keras_aux.models.zip_tasks`: a different input batch each step); MLP of four
 shared Dense(100, ReLU) and one linear Dense(100) head per task, MSE; Adam
 (defaults); batch 100; early stopping on the validation primary loss, patience
 10, best weights restored; metric = test primary MSE. Seed ``s`` fixes the

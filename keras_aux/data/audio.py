@@ -3,7 +3,7 @@
 - 16-bit PCM WAV decodes in the graph with ``tf.audio.decode_wav``; every
   other format libsndfile reads (FLAC, MP3, OGG, 24/32-bit WAV...) goes
   through ``soundfile`` inside ``tf.numpy_function``. (tensorflow-io's
-  decoders only load on TF ≤ 2.17, not on the pinned TF 2.21: see BUILD.md.)
+  decoders only load on TF ≤ 2.17, not on the locked TF 2.21: see BUILD.md.)
 - Mono mix-down (mean of the channels), resampling as TF ops (band-limited
   FFT resampling), crop or zero-pad to a fixed duration with a random offset
   for training or a centred window for evaluation.

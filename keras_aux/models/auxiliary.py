@@ -748,7 +748,7 @@ class AuxiliaryTrainer:
         """``[(x, targets, sample_weight)]``: one forward pass each.
 
         Plain ``(x, y[, w])`` data is one batch for every task; `TaskData`
-        (see `keras_aux.data.zip_tasks`) gives the primary task its batch and
+        (see `keras_aux.models.zip_tasks`) gives the primary task its batch and
         every auxiliary task its own. In evaluation, auxiliary targets may be
         missing: those tasks are left out of the losses and logs.
         """
