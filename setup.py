@@ -31,13 +31,13 @@ EXTRAS = {
     ],
     # The CUDA build with its CUDA and cuDNN wheels (BUILD.md, "Running on a GPU").
     "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
-    # Reading audio files (keras_aux.data.audio, synthetic_music, tfds_builders).
+    # Reading audio files (keras_aux.audio.decode, synthetic_music, tfds_builders).
     "audio": ["soundfile>=0.12.1"],
-    # keras_aux.data.tfds_builders; tfds imports importlib_resources lazily without requiring it.
+    # keras_aux.audio.tfds_builders; tfds imports importlib_resources lazily without requiring it.
     "tfds": ["tensorflow-datasets>=4.9.4", "importlib_resources>=6.0"],
     # keras_aux.tuning; scipy and scikit-learn are what BayesianOptimization needs.
     "tuning": ["keras-tuner>=1.4.6", "scipy>=1.11.4", "scikit-learn>=1.3"],
-    # The K-Means baseline (keras_aux.baselines) and the 8x8 digits (keras_aux.data.images).
+    # The K-Means baseline (keras_aux.baselines) and the 8x8 digits (keras_aux.datasets.images).
     "sklearn": ["scikit-learn>=1.3"],
     # trainers/ and benchmarks/: flags, plots, TensorBoard logs.
     "trainers": ["absl-py>=1.4", "matplotlib>=3.8", "tensorboard>=2.16.2"],

@@ -1,13 +1,13 @@
 """Clips per second of the tf.data audio pipeline against the reference's
 librosa loop, on the same files, in one run.
 
-Files: synthetic music clips (``keras_aux.data.synthetic_music``) of
+Files: synthetic music clips (``keras_aux.audio.synthetic_music``) of
 ``--seconds`` seconds at 44.1 kHz, written once as MP3 (like FMA) and as
 16-bit WAV. Both sides do what the reference does: load at 16 kHz mono,
 crop / zero-pad to the clip duration, 128-band Slaney mel power spectrogram
 (FFT 2048, hop 512), ``power_to_db(ref=max)``, ``(dB + 40) / 40``.
 
-- tf.data: ``keras_aux.data.pipeline.audio_pipeline`` (parallel decode with
+- tf.data: ``keras_aux.audio.pipeline.audio_pipeline`` (parallel decode with
   AUTOTUNE, FFT resampling and ``LogMelSpectrogram`` as TF ops), batches of 16.
 - librosa: a Python loop of ``librosa.load(path, sr=16000)`` (soxr
   resampling) + ``librosa.feature.melspectrogram`` + ``power_to_db``.
@@ -28,8 +28,8 @@ import soundfile
 import tensorflow as tf
 from absl import app, flags
 
-from keras_aux.data.pipeline import audio_pipeline
-from keras_aux.data.synthetic_music import GENRES, synthesize_clip
+from keras_aux.audio.pipeline import audio_pipeline
+from keras_aux.audio.synthetic_music import GENRES, synthesize_clip
 from keras_aux.experiments.reporting import write_markdown
 from keras_aux.layers import LogMelSpectrogram
 

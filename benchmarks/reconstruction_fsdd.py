@@ -32,8 +32,8 @@ import tensorflow as tf
 from absl import app, flags
 
 from keras_aux.architectures import compile_genre_lstm, genre_lstm
-from keras_aux.data import datasets
-from keras_aux.data.pipeline import audio_pipeline
+from keras_aux.audio import datasets
+from keras_aux.audio.pipeline import audio_pipeline
 from keras_aux.experiments.reporting import append_row, read_rows, write_markdown
 from keras_aux.layers import LogMelSpectrogram
 

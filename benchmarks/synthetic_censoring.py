@@ -2,7 +2,7 @@
 modes on a primary task with a same / similar / unrelated auxiliary task.
 
 Protocol (`keras_aux.experiments.synthetic`; docs/censoring.md#synthetic-experiment,
-Lemaire 2018): data from `keras_aux.data.synthetic_tasks` (numpy seed 0); the
+Lemaire 2018): data from `keras_aux.datasets.synthetic_tasks` (numpy seed 0); the
 primary task learns on train1, the auxiliary task on train2
 (`keras_aux.models.zip_tasks`: a different input batch each step); MLP of four
 shared Dense(100, ReLU) and one linear Dense(100) head per task, MSE; Adam
@@ -39,7 +39,7 @@ auxiliary gradient", synthetic experiment (Figures 11–13).
 import tensorflow as tf
 from absl import app, flags
 
-from keras_aux.data.synthetic_tasks import SITUATIONS
+from keras_aux.datasets.synthetic_tasks import SITUATIONS
 from keras_aux.experiments import synthetic
 from keras_aux.experiments.reporting import read_rows
 

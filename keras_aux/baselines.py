@@ -3,7 +3,7 @@ that `fit` reads by example index so re-clustering takes effect at once.
 
 The paper compares MAXL with four ways to get auxiliary labels for the same
 multi-task network: Single (none), Human (a real finer hierarchy; see
-`keras_aux.data.images.coarse_and_fine`), Random (each example a fixed random
+`keras_aux.hierarchy.coarse_and_fine`), Random (each example a fixed random
 auxiliary class inside its primary class's block) and K-Means (the cluster,
 within its primary class, of an auto-encoder's latent code, re-clustered
 during training).

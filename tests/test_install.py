@@ -36,7 +36,9 @@ NEVER_AT_IMPORT = [
     "keras_tuner",
     "librosa",
     "importlib_resources",
+    "keras_aux.audio",
     "keras_aux.data",
+    "keras_aux.datasets",
     "keras_aux.tuning",
 ]
 # What the extras install; `import keras_aux` must work without any of them.
@@ -54,12 +56,16 @@ OPTIONAL = [
 CORE_MODULES = [
     "keras_aux",
     "keras_aux.architectures",
+    "keras_aux.audio",
+    "keras_aux.audio.datasets",
+    "keras_aux.audio.decode",
+    "keras_aux.audio.pipeline",
+    "keras_aux.audio.synthetic_music",
     "keras_aux.baselines",
-    "keras_aux.data",
-    "keras_aux.data.audio",
-    "keras_aux.data.pipeline",
-    "keras_aux.data.synthetic_music",
-    "keras_aux.data.synthetic_tasks",
+    "keras_aux.data",  # the 0.1 path, kept as aliases
+    "keras_aux.datasets",
+    "keras_aux.datasets.images",
+    "keras_aux.datasets.synthetic_tasks",
     "keras_aux.hierarchy",
     "keras_aux.layers",
     "keras_aux.losses",
@@ -152,32 +158,32 @@ def reimport(monkeypatch, module):
 
 
 def _inspect_wav():
-    from keras_aux.data import audio
+    from keras_aux.audio import decode
 
-    audio.inspect_audio_file("clip.wav")
+    decode.inspect_audio_file("clip.wav")
 
 
 def _decode_flac():
-    from keras_aux.data import audio
+    from keras_aux.audio import decode
 
-    audio.decode_audio(tf.constant("clip.flac"), tf.constant(False))
+    decode.decode_audio(tf.constant("clip.flac"), tf.constant(False))
 
 
 def _write_synthetic_music(tmp_path):
-    from keras_aux.data import synthetic_music
+    from keras_aux.audio import synthetic_music
 
     synthetic_music.write_synthetic_music(tmp_path, clips_per_genre=1, seconds=0.5)
 
 
 def _decode_audio_bytes(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    from keras_aux.data import tfds_builders
+    from keras_aux.audio import tfds_builders
 
     tfds_builders.decode_audio_bytes(b"RIFF")
 
 
 def _load_digits():
-    from keras_aux.data import images
+    from keras_aux.datasets import images
 
     images.load_digits()
 
@@ -189,8 +195,8 @@ def _kmeans():
 
 
 LAZY = {
-    "audio.inspect_audio_file": ("soundfile", "audio", "soundfile", lambda tmp: _inspect_wav()),
-    "audio.decode_audio": ("soundfile", "audio", "soundfile", lambda tmp: _decode_flac()),
+    "decode.inspect_audio_file": ("soundfile", "audio", "soundfile", lambda tmp: _inspect_wav()),
+    "decode.decode_audio": ("soundfile", "audio", "soundfile", lambda tmp: _decode_flac()),
     "synthetic_music": ("soundfile", "audio", "soundfile", _write_synthetic_music),
     "tfds_builders.decode_audio_bytes": ("soundfile", "audio", "soundfile", _decode_audio_bytes),
     "images.load_digits": ("sklearn", "sklearn", "scikit-learn", lambda tmp: _load_digits()),
@@ -214,7 +220,7 @@ def test_missing_package_names_its_extra(case, monkeypatch, tmp_path):
     "module,blocked,extra,package",
     [
         ("keras_aux.tuning", "keras_tuner", "tuning", "keras-tuner"),
-        ("keras_aux.data.tfds_builders", "tensorflow_datasets", "tfds", "tensorflow-datasets"),
+        ("keras_aux.audio.tfds_builders", "tensorflow_datasets", "tfds", "tensorflow-datasets"),
     ],
 )
 def test_module_that_subclasses_an_optional_package_names_its_extra(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_aux.data import images
+from keras_aux.datasets import images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--filters=4,4,8,8", "--train_size=200", "--val_size=100", "--epochs=1"]

@@ -22,7 +22,7 @@ import json
 
 from absl import app, flags
 
-from keras_aux.data.synthetic_tasks import SITUATIONS
+from keras_aux.datasets.synthetic_tasks import SITUATIONS
 from keras_aux.experiments import genre, search
 from keras_aux.experiments.options import flag_specs, from_values
 

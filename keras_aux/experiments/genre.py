@@ -29,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aux.architectures import compile_genre_lstm, genre_lstm, waveform_classifier
+from keras_aux.audio import datasets, synthetic_music
+from keras_aux.audio.decode import load_waveform
+from keras_aux.audio.pipeline import AudioPipelineReport, audio_pipeline
 from keras_aux.censoring import MODES as CENSORING_MODES
-from keras_aux.data import datasets, synthetic_music
-from keras_aux.data.audio import load_waveform
-from keras_aux.data.pipeline import AudioPipelineReport, audio_pipeline
 from keras_aux.experiments import reporting
 from keras_aux.experiments.options import option
 from keras_aux.layers import LogMelSpectrogram

@@ -10,7 +10,7 @@ and the same θ1 optimiser, so only the auxiliary task differs.
 
 Primary task per dataset: Fashion-MNIST is grouped into four coarse classes
 (tops / bottoms and dresses / footwear / bags, ψ = [4, 2, 3, 1],
-`keras_aux.data.images.FASHION_MNIST_COARSE`) so that the Human baseline has
+`keras_aux.hierarchy.FASHION_MNIST_COARSE`) so that the Human baseline has
 a real hierarchy; CIFAR-100 uses its 20 coarse classes (fine labels for
 Human); MNIST, CIFAR-10 and digits keep their ten classes (no Human).
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from keras_aux import baselines, hierarchy
 from keras_aux.architectures import BACKBONES, multitask_network, single_task_network
-from keras_aux.data import images
+from keras_aux.datasets import images
 from keras_aux.experiments import reporting
 from keras_aux.losses import FocalLoss
 from keras_aux.models import MAXL
@@ -80,7 +80,7 @@ def load_task(dataset, data_dir=None, train_size=None, val_size=5000, seed=0):
 
     Args:
         dataset: one of `DATASETS`.
-        data_dir: where the files are (see `keras_aux.data.images`).
+        data_dir: where the files are (see `keras_aux.datasets.images`).
         train_size: training examples kept (a stratified-by-chance random
             subset; None keeps all that are not used for validation).
         val_size: examples held out of the training set for validation.
@@ -93,14 +93,14 @@ def load_task(dataset, data_dir=None, train_size=None, val_size=5000, seed=0):
     human_psi = fine = None
     if dataset == "fashion_mnist":
         (x, y_fine), (x_test, y_test_fine) = images.load_fashion_mnist(data_dir)
-        y, human_psi, fine = images.coarse_and_fine(y_fine)
-        y_test = images.coarse_and_fine(y_test_fine)[0]
-        names = list(images.FASHION_MNIST_COARSE_NAMES)
+        y, human_psi, fine = hierarchy.coarse_and_fine(y_fine)
+        y_test = hierarchy.coarse_and_fine(y_test_fine)[0]
+        names = list(hierarchy.FASHION_MNIST_COARSE_NAMES)
     elif dataset == "cifar100":
         (x, y_both), (x_test, y_test_both) = images.load_cifar100(data_dir, label_mode="both")
-        grouping = images.cifar100_grouping(y_both["coarse"], y_both["fine"])
-        y, human_psi, fine = images.coarse_and_fine(y_both["fine"], grouping)
-        y_test = images.coarse_and_fine(y_test_both["fine"], grouping)[0]
+        grouping = hierarchy.cifar100_grouping(y_both["coarse"], y_both["fine"])
+        y, human_psi, fine = hierarchy.coarse_and_fine(y_both["fine"], grouping)
+        y_test = hierarchy.coarse_and_fine(y_test_both["fine"], grouping)[0]
         names = [f"coarse_{i}" for i in range(len(grouping))]
     else:
         loader = {
@@ -387,7 +387,7 @@ class RunConfig:
     Attributes:
         dataset: one of `DATASETS`.
         data_dir: where the dataset's files are (None: the known places of
-            `keras_aux.data.images`).
+            `keras_aux.datasets.images`).
         train_size: training examples used (None: all that are not held out).
         val_size: training examples held out for validation.
         logdir: TensorBoard logs, ``result.json`` and ``learned_labels.png``, one sub-folder per

@@ -1,7 +1,7 @@
 """The keras-tuner search of λ, the censoring mode, granularity and α (`keras_aux.tuning`).
 
 Task ``synthetic``: the synthetic experiment of seed 004 (primary task on train1, auxiliary on
-train2 in one ``situation``; `keras_aux.data.synthetic_tasks`), objective = validation primary
+train2 in one ``situation``; `keras_aux.datasets.synthetic_tasks`), objective = validation primary
 MSE. Task ``genre``: the genre experiment's data and model (`keras_aux.experiments.genre`),
 objective = validation genre accuracy. `run` searches and returns the best trial and the table
 of every trial; one TensorBoard run per trial goes under ``directory/<project>/tensorboard``.
@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from keras_aux.architectures import auxiliary_mlp, genre_lstm
-from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
+from keras_aux.datasets.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.experiments import genre as genre_experiment
 from keras_aux.layers import LogMelSpectrogram
 from keras_aux.models import zip_tasks

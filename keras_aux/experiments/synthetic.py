@@ -2,7 +2,7 @@
 modes on a primary task with a same / similar / unrelated auxiliary task.
 
 Protocol (docs/censoring.md#synthetic-experiment; Lemaire 2018, synthetic experiment, with the
-cosine modes of Du et al. 2018): data from `keras_aux.data.synthetic_tasks` (numpy seed 0); the
+cosine modes of Du et al. 2018): data from `keras_aux.datasets.synthetic_tasks` (numpy seed 0); the
 primary task learns on train1, the auxiliary task on train2 (`keras_aux.models.zip_tasks`: a
 different input batch each step); MLP of four shared Dense(100, ReLU) and one linear Dense(100)
 head per task, MSE; Adam (defaults); batch 100; early stopping on the validation primary loss,
@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aux.architectures import auxiliary_mlp
-from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks
+from keras_aux.datasets.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.experiments import reporting
 from keras_aux.models import zip_tasks
 

@@ -1,4 +1,4 @@
-"""Tests of `keras_aux.data.datasets` on real audio (the shared FSDD copy).
+"""Tests of `keras_aux.audio.datasets` on real audio (the shared FSDD copy).
 
 FSDD is read in place; FMA small, GTZAN and class-folder trees are built in temporary folders
 with their exact layouts from re-encoded FSDD clips.
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_aux.data import datasets
-from keras_aux.data.datasets import AudioFileList
+from keras_aux.audio import datasets
+from keras_aux.audio.datasets import AudioFileList
 
 FSDD_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd"
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")

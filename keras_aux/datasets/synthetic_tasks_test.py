@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_aux.data.synthetic_tasks import SITUATIONS, make_synthetic_tasks, target
+from keras_aux.datasets.synthetic_tasks import SITUATIONS, make_synthetic_tasks, target
 
 
 def test_shapes_and_ranges():

@@ -7,8 +7,8 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from keras_aux.data import audio
-from keras_aux.data.pipeline import AudioPipelineReport, audio_pipeline, random_frame_crop
+from keras_aux.audio import decode
+from keras_aux.audio.pipeline import AudioPipelineReport, audio_pipeline, random_frame_crop
 from keras_aux.layers import LogMelSpectrogram
 
 FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
@@ -46,7 +46,7 @@ def fixture_dir(tmp_path):
 
 
 def test_inspect_classifies_files(fixture_dir):
-    info = {name: audio.inspect_audio_file(path) for name, path in fixture_dir.items()}
+    info = {name: decode.inspect_audio_file(path) for name, path in fixture_dir.items()}
     assert info["tone16k.wav"].ok and info["tone16k.wav"].graph_decodable
     assert info["tone24bit.wav"].ok and not info["tone24bit.wav"].graph_decodable
     assert info["stereo44k.wav"].channels == 2 and info["stereo44k.wav"].sample_rate == 44100
@@ -60,7 +60,7 @@ def test_inspect_classifies_files(fixture_dir):
     "name", ["tone16k.wav", "stereo44k.wav", "tone24bit.wav", "tone.flac", "tone.ogg", "tone.mp3"]
 )
 def test_every_format_decodes_to_16k_mono_tone(fixture_dir, name):
-    wave = audio.load_waveform(fixture_dir[name], sample_rate=16000)
+    wave = decode.load_waveform(fixture_dir[name], sample_rate=16000)
     assert wave.ndim == 1
     assert abs(len(wave) - 16000) <= 1200  # MP3/OGG encoders add some padding
     spectrum = np.abs(np.fft.rfft(wave))
@@ -72,34 +72,34 @@ def test_graph_wav_decode_equals_soundfile():
     path = FSDD / "7_jackson_3.wav"
     if not path.exists():
         pytest.skip(f"FSDD not found at {FSDD}: the shared data folder is absent")
-    graph, rate, status = audio.decode_audio(tf.constant(str(path)), tf.constant(True))
-    lib, lib_rate, lib_status = audio.decode_audio(tf.constant(str(path)), tf.constant(False))
-    assert int(status) == int(lib_status) == audio.OK and int(rate) == int(lib_rate) == 8000
+    graph, rate, status = decode.decode_audio(tf.constant(str(path)), tf.constant(True))
+    lib, lib_rate, lib_status = decode.decode_audio(tf.constant(str(path)), tf.constant(False))
+    assert int(status) == int(lib_status) == decode.OK and int(rate) == int(lib_rate) == 8000
     np.testing.assert_allclose(graph.numpy(), lib.numpy(), atol=1e-6)
 
 
 def test_resample_preserves_frequency_and_length():
     wave = tf.constant(tone(1.0, 8000, 1000.0))
-    up = audio.resample(wave, 8000, 16000).numpy()
+    up = decode.resample(wave, 8000, 16000).numpy()
     assert len(up) == 16000
     t = np.arange(16000) / 16000
     np.testing.assert_allclose(up, 0.5 * np.sin(2 * np.pi * 1000.0 * t), atol=1e-3)
-    down = audio.resample(tf.constant(tone(1.0, 44100, 440.0)), 44100, 16000).numpy()
+    down = decode.resample(tf.constant(tone(1.0, 44100, 440.0)), 44100, 16000).numpy()
     assert len(down) == 16000
     np.testing.assert_allclose(down, tone(1.0, 16000, 440.0), atol=1e-3)
-    same = audio.resample(wave, 8000, 8000).numpy()
+    same = decode.resample(wave, 8000, 8000).numpy()
     np.testing.assert_array_equal(same, wave.numpy())
 
 
 def test_fix_duration_crops_and_pads():
     wave = tf.range(10, dtype=tf.float32)
     np.testing.assert_array_equal(
-        audio.fix_duration(wave, 4, random_offset=False).numpy(), [3, 4, 5, 6]
+        decode.fix_duration(wave, 4, random_offset=False).numpy(), [3, 4, 5, 6]
     )
     np.testing.assert_array_equal(
-        audio.fix_duration(wave, 12, random_offset=False).numpy(), list(range(10)) + [0, 0]
+        decode.fix_duration(wave, 12, random_offset=False).numpy(), list(range(10)) + [0, 0]
     )
-    offsets = {int(audio.fix_duration(wave, 4, random_offset=True).numpy()[0]) for _ in range(50)}
+    offsets = {int(decode.fix_duration(wave, 4, random_offset=True).numpy()[0]) for _ in range(50)}
     assert offsets.issubset(set(range(7))) and len(offsets) > 3
 
 
@@ -146,7 +146,7 @@ def test_pipeline_skips_and_counts_bad_files(fixture_dir):
 
 
 def test_strict_mode_raises_on_bad_files(fixture_dir):
-    with pytest.raises(audio.AudioFileError, match="empty"):
+    with pytest.raises(decode.AudioFileError, match="empty"):
         audio_pipeline([fixture_dir["empty.wav"]], [0], training=False, strict=True)
     pipeline = audio_pipeline(
         [fixture_dir["silent.wav"]], [0], training=False, duration=0.5, strict=True

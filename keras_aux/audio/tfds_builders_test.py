@@ -1,4 +1,4 @@
-"""Tests of `keras_aux.data.tfds_builders`: build on small real copies, read examples back."""
+"""Tests of `keras_aux.audio.tfds_builders`: build on small real copies, read examples back."""
 
 import shutil
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import tensorflow_datasets as tfds
 
-from keras_aux.data import tfds_builders
+from keras_aux.audio import tfds_builders
 
 FSDD_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd"
 

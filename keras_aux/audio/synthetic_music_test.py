@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_aux.data import synthetic_music as sm
+from keras_aux.audio import synthetic_music as sm
 
 SR = 16000
 
@@ -143,7 +143,7 @@ def test_writes_class_folders_readme_and_wavs(tmp_path):
         assert np.max(np.abs(data)) < 1.0
     readme = (out / "README.txt").read_text()
     assert "SYNTHETIC" in readme
-    assert "keras_aux.data.synthetic_music" in readme
+    assert "keras_aux.audio.synthetic_music" in readme
     assert "seed: 3" in readme
     assert f"sample_rate: {SR}" in readme
     for genre in sm.GENRES:
@@ -183,6 +183,26 @@ def test_second_call_does_not_rewrite(tmp_path):
     before = _mtimes([*paths, readme])
     assert sm.write_synthetic_music(tmp_path, **kwargs) == paths
     assert _mtimes([*paths, readme]) == before
+
+
+def test_set_written_by_keras_aux_0_1_is_not_rewritten(tmp_path):
+    # 0.1's README named the module keras_aux.data.synthetic_music; the files are the same.
+    kwargs = dict(clips_per_genre=1, seconds=0.5, seed=1)
+    paths = sm.write_synthetic_music(tmp_path, **kwargs)
+    readme = tmp_path / "README.txt"
+    text = readme.read_text(encoding="utf-8")
+    old = text.replace("keras_aux.audio.synthetic_music", "keras_aux.data.synthetic_music")
+    assert old != text
+    readme.write_text(old, encoding="utf-8")
+    for p in [*paths, readme]:
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    before = _mtimes([*paths, readme])
+    assert sm.write_synthetic_music(tmp_path, **kwargs) == paths
+    assert _mtimes([*paths, readme]) == before
+    # Any other difference in the README still regenerates the set.
+    readme.write_text(old.replace("keras_aux.data.", "keras_aux.elsewhere."), encoding="utf-8")
+    sm.write_synthetic_music(tmp_path, **kwargs)
+    assert readme.read_text(encoding="utf-8") == text
 
 
 def test_incomplete_or_changed_set_is_regenerated(tmp_path):
