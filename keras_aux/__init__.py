@@ -14,9 +14,21 @@ from keras_aux.utils.optional import require_tensorflow
 
 require_tensorflow()  # a clear error naming the extras, before anything imports TensorFlow
 
-from keras_aux import censoring, models  # noqa: E402
+# Every serializable class is registered by `import keras_aux`, so a saved
+# model loads after that import alone (layers, losses and metrics included).
+from keras_aux import censoring, layers, losses, metrics, models  # noqa: E402
 from keras_aux.models import MAXL, AuxiliaryModel, AuxiliaryTrainer  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["MAXL", "AuxiliaryModel", "AuxiliaryTrainer", "censoring", "models", "__version__"]
+__all__ = [
+    "MAXL",
+    "AuxiliaryModel",
+    "AuxiliaryTrainer",
+    "censoring",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "__version__",
+]
