@@ -210,3 +210,33 @@ class SavingAndFitTest(TestCase):
         self.assertAllClose(
             history["loss"][0], history["primary_loss"][0] + history["auxiliary_loss"][0], 1e-4
         )
+
+
+class BatchNormTest(TestCase):
+    def test_statistics_follow_the_reference_networks(self):
+        # PyTorch's BatchNorm2d defaults (momentum 0.1 → Keras 0.9, ε = 1e-5).
+        for model in (conv4_backbone((8, 8), filters=(4, 4)), vgg16_backbone((8, 8), width=0.0625)):
+            for layer in layers_of(model, keras.layers.BatchNormalization):
+                self.assertEqual((layer.momentum, layer.epsilon), (0.9, 1e-5), layer.name)
+
+    def test_inference_accuracy_after_a_short_run_matches_batch_statistics(self):
+        # Four classes of 8×8 images that differ in brightness pattern; 32 steps of SGD.
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 4, 512)
+        patterns = rng.normal(size=(4, 8, 8, 1)).astype("float32")
+        x = (3.0 * patterns[y] + rng.normal(size=(512, 8, 8, 1)) + 2.0).astype("float32")
+        model = single_task_network(conv4_backbone((8, 8, 1), filters=(8, 16), seed=0), 4, seed=0)
+        model.compile(
+            keras.optimizers.SGD(0.05, momentum=0.9), {"primary": "sparse_categorical_crossentropy"}
+        )
+        model.fit(x, {"primary": y}, batch_size=64, epochs=4, verbose=0, shuffle=False)
+        inference = np.mean(np.argmax(model(x, training=False)["primary"], -1) == y)
+        # Batch statistics, batch by batch, as during training.
+        batch_statistics = np.mean(
+            [
+                np.argmax(model(x[i : i + 64], training=True)["primary"], -1) == y[i : i + 64]
+                for i in range(0, 512, 64)
+            ]
+        )
+        self.assertGreater(batch_statistics, 0.9)
+        self.assertGreater(inference, batch_statistics - 0.05)
