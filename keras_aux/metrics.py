@@ -47,9 +47,9 @@ class AuxiliaryClassUsage(keras.metrics.Metric):
 class HeldMean(keras.metrics.Mean):
     """A `keras.metrics.Mean` that shows its last value through epochs without updates.
 
-    MAXL's paper schedule alternates whole epochs of stage 1 and stage 2; a
-    quantity only one stage measures (the gradient cosine, the primary loss
-    after the virtual step) would otherwise read 0 every other epoch.
+    For a quantity measured only in some epochs, when showing the last value
+    is wanted. (MAXL no longer uses it: it leaves unmeasured quantities out of
+    an epoch's logs instead.)
     """
 
     def __init__(self, name="held_mean", dtype=None):

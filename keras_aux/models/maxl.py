@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras_aux import censoring as censoring_lib
 from keras_aux import compat, hierarchy
 from keras_aux.losses.focal import EPSILON, focal_loss
-from keras_aux.metrics import AuxiliaryClassUsage, HeldMean
+from keras_aux.metrics import AuxiliaryClassUsage
 from keras_aux.models import distribution
 
 SCHEDULES = ("epoch", "interleaved")
@@ -39,8 +39,10 @@ class _Trackers:
         self.primary_accuracy = keras.metrics.SparseCategoricalAccuracy(name="primary_accuracy")
         self.entropy = keras.metrics.Mean(name="entropy")
         self.usage = AuxiliaryClassUsage(num_auxiliary)
-        self.primary_loss_after_step = HeldMean(name="primary_loss_after_step")
-        self.cosine = HeldMean(name="gradient_cosine") if track_cosine else None
+        # Measured by one stage only: logged only in the epochs that run it
+        # (see `MAXL._stage_logs`), never as a zero or a copied value.
+        self.primary_loss_after_step = keras.metrics.Mean(name="primary_loss_after_step")
+        self.cosine = keras.metrics.Mean(name="gradient_cosine") if track_cosine else None
 
     def training(self):
         return [
@@ -618,7 +620,30 @@ class MAXL(keras.Model):
                     lambda: tf.constant(False),
                 )
             self._step_counter.assign_add(1)
-        return distribution.metric_logs(self.metrics)
+        return self._stage_logs()
+
+    def _stage_logs(self):
+        """The logs of what this step measured. With the paper schedule, a
+        stage-1 epoch does not measure ``primary_loss_after_step`` and a
+        stage-2 epoch not ``gradient_cosine``: they are left out of that
+        epoch's logs (and TensorBoard) instead of showing 0 or an old value."""
+        skip = {id(m) for m in self._unmeasured()}
+        return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
+
+    def _unmeasured(self):
+        """The trackers the current stage does not update (paper schedule)."""
+        trackers = self._trackers
+        if trackers is None or self.schedule != "epoch":
+            return []
+        unmeasured = trackers.primary_loss_after_step if self.stage == 1 else trackers.cosine
+        return [] if unmeasured is None else [unmeasured]
+
+    def get_metrics_result(self):
+        """Keras's epoch-end results (read across replicas), without what the
+        current stage did not measure: the same keys as the step's logs, so
+        `fit` reports these global values."""
+        unmeasured = {m.name for m in self._unmeasured()}
+        return {k: v for k, v in super().get_metrics_result().items() if k not in unmeasured}
 
     def test_step(self, data):
         """Primary focal loss and accuracy (and compiled metrics) of the multi-task network."""
