@@ -8,6 +8,8 @@ diagnostic. All use ``keras.ops`` and trace under XLA.
 References: Du et al. 2018 (arXiv:1812.02224); Lemaire 2018. See docs/censoring.md.
 """
 
+import sys
+
 from keras import ops
 
 from keras_aux.censoring.base import GLOBAL, sum_of_products, validate_granularity
@@ -35,6 +37,16 @@ def _as_list(x, what):
             raise ValueError(f"`{what}` is an empty list.")
         return [ops.convert_to_tensor(t) for t in x]
     return [ops.convert_to_tensor(x)]
+
+
+def _dense(grads):
+    """A gradient list with `tf.IndexedSlices` (what a tape returns for an
+    embedding lookup) made dense; None kept. ``keras.ops`` keeps them sparse,
+    and they only exist where TensorFlow is loaded."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return list(grads)
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
 
 def censor(a, m, mode):
@@ -78,7 +90,7 @@ def cosine_similarity(x, y):
     in both are treated as one flattened vector. Returns 0 when that vector is
     empty or either norm is zero.
     """
-    pairs = [(u, v) for u, v in zip(x, y) if u is not None and v is not None]
+    pairs = [(u, v) for u, v in zip(_dense(x), _dense(y)) if u is not None and v is not None]
     if not pairs:
         return ops.convert_to_tensor(0.0)
     xs, ys = zip(*pairs)
@@ -132,6 +144,10 @@ def combine(
     validate_granularity(granularity)
     tasks, weights = _task_lists(aux_grads, weight)
     grads, _ = MODE_CLASSES[mode](granularity).update(
-        list(primary_grads), tasks, weights, (), reference=reference
+        _dense(primary_grads),
+        [_dense(task) for task in tasks],
+        weights,
+        (),
+        reference=None if reference is None else _dense(reference),
     )
     return grads

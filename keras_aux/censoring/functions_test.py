@@ -212,3 +212,20 @@ def test_bad_inputs_are_named():
         censoring.combine([tf.ones(2), tf.ones(3)], [tf.ones(2), tf.ones(4)], 1.0)
     with pytest.raises(ValueError, match="dtype float16"):
         censoring.combine([tf.ones(2)], [tf.ones(2, tf.float16)], 1.0)
+
+
+def test_embedding_gradients_are_densified():
+    # A tape returns tf.IndexedSlices for embedding lookups: rows 0 and 2 of a 4×3 table.
+    values = np.array([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0]])
+    sparse = tf.IndexedSlices(
+        tf.constant(values, tf.float32), tf.constant([0, 2]), tf.constant([4, 3])
+    )
+    dense = np.zeros((4, 3))
+    dense[[0, 2]] = values
+    p = [np.ones((4, 3))]
+    got = censoring.combine(to_tf(p), [sparse], 0.5, "projection")
+    assert_lists_close(got, np_combine(p, [[dense]], [0.5], "projection", "global"))
+    expected = float(dense.ravel() @ p[0].ravel()) / (np.linalg.norm(dense) * np.linalg.norm(p[0]))
+    np.testing.assert_allclose(
+        float(censoring.cosine_similarity(to_tf(p), [sparse])), expected, rtol=1e-6
+    )

@@ -464,10 +464,7 @@ class AuxiliaryTrainer:
             return metrics
         tasks = self._tasks
         own = [tasks.loss_tracker, *tasks.loss_trackers.values(), *tasks.cosine_trackers.values()]
-        # Keras's own loss tracker (always first when compiled) is replaced by ours.
-        if metrics and metrics[0].name == "loss" and isinstance(metrics[0], keras.metrics.Mean):
-            metrics = metrics[1:]
-        return own + metrics
+        return distribution.with_own_metrics(metrics, own)
 
     # ---------------------------------------------------------- censor state
     def _drop_censor_state(self):
@@ -665,8 +662,10 @@ class AuxiliaryTrainer:
 
     def compute_task_gradients(self, tape, objectives, variables):
         """Primary and auxiliary gradients from one persistent tape: the
-        forward pass is shared, one backward pass per task."""
-        grads = [tape.gradient(o, variables) for o in objectives]
+        forward pass is shared, one backward pass per task. Dense (embedding
+        gradients arrive as `tf.IndexedSlices`), so censoring and the cosine
+        metric read tensors."""
+        grads = [[distribution.dense(g) for g in tape.gradient(o, variables)] for o in objectives]
         return grads[0], grads[1:]
 
     def all_reduce_gradients(self, primary, auxiliary):
@@ -681,8 +680,6 @@ class AuxiliaryTrainer:
         """The compiled censoring method's update; its new state is assigned."""
         tasks = self._tasks
         weights = [tasks.weights[t] for t in self.auxiliary_names] if auxiliary else []
-        primary = [distribution.dense(g) for g in primary]
-        auxiliary = [[distribution.dense(g) for g in grads] for grads in auxiliary]
         self._warn_unshared(primary, auxiliary)
         self.build_censor_state()
         grads, new_state = tasks.censor.update(primary, auxiliary, weights, self.censor_state)
@@ -725,10 +722,7 @@ class AuxiliaryTrainer:
             for t, grads in zip(self.auxiliary_names, auxiliary):
                 if t in tasks.cosine_trackers:
                     tasks.cosine_trackers[t].update_state(
-                        censoring_lib.cosine_similarity(
-                            [distribution.dense(g) for g in primary],
-                            [distribution.dense(g) for g in grads],
-                        )
+                        censoring_lib.cosine_similarity(primary, grads)
                     )
 
     def _logs(self, training, tasks=None):

@@ -1,6 +1,6 @@
 """What the train steps of keras-aux share: summing per-replica values under a
 `tf.distribute` strategy before a non-linear use, applying gradients summed
-that way, and turning metrics into logs.
+that way, their own loss tracker in place of Keras's, and turning metrics into logs.
 
 A strategy's optimizer sums gradients over replicas itself; censoring (Du et
 al. 2018; Lemaire 2018) and MAXL's virtual step (Liu et al. 2019) need the
@@ -8,6 +8,7 @@ global gradient *before* that, so they sum it here and divide it back before
 the optimizer's own sum.
 """
 
+import keras
 import tensorflow as tf
 
 
@@ -68,3 +69,15 @@ def metric_logs(metrics):
         else:
             logs[metric.name] = result
     return logs
+
+
+def with_own_metrics(keras_metrics, own):
+    """``own`` trackers first (a total ``loss`` tracker among them), then the
+    model's other metrics: Keras's own loss tracker, always first in
+    `keras.Model.metrics` once compiled, is replaced, since the steps here
+    compute the total loss themselves."""
+    keras_metrics = list(keras_metrics)
+    first = keras_metrics[0] if keras_metrics else None
+    if isinstance(first, keras.metrics.Mean) and first.name == "loss":
+        keras_metrics = keras_metrics[1:]
+    return [*own, *keras_metrics]

@@ -302,14 +302,11 @@ class MAXL(keras.Model):
         return self._with_own_metrics(self._trackers.training() if self._trackers else None)
 
     def _with_own_metrics(self, own):
-        """Our total-loss tracker and ``own`` first, then the compiled metrics
-        (Keras's own loss tracker, always first when compiled, is replaced)."""
+        """Our total-loss tracker and ``own`` first, then the compiled metrics."""
         metrics = super().metrics
         if own is None:
             return metrics
-        if metrics and metrics[0].name == "loss" and isinstance(metrics[0], keras.metrics.Mean):
-            metrics = metrics[1:]
-        return [self._trackers.loss, *own, *metrics]
+        return distribution.with_own_metrics(metrics, [self._trackers.loss, *own])
 
     # ---------------------------------------------------------- the networks
     def call(self, inputs, training=False):

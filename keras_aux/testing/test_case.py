@@ -12,6 +12,8 @@ import unittest
 import keras
 import numpy as np
 
+from keras_aux.compat import is_op_determinism_enabled  # noqa: F401 (re-exported)
+
 _MIRRORED = []
 
 
@@ -28,13 +30,6 @@ def mirrored_strategy():
     if not _MIRRORED:
         _MIRRORED.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     return _MIRRORED[0]
-
-
-def is_op_determinism_enabled():
-    """Whether TensorFlow op determinism is on (TF exports no public getter)."""
-    from keras_aux import compat
-
-    return compat.is_op_determinism_enabled()
 
 
 @contextlib.contextmanager
