@@ -39,8 +39,13 @@ EXTRAS = {
     "tuning": ["keras-tuner>=1.4.6", "scipy>=1.11.4", "scikit-learn>=1.3"],
     # The K-Means baseline (keras_aux.baselines) and the 8x8 digits (keras_aux.datasets.images).
     "sklearn": ["scikit-learn>=1.3"],
-    # trainers/ and benchmarks/: flags, plots, TensorBoard logs.
-    "trainers": ["absl-py>=1.4", "matplotlib>=3.8", "tensorboard>=2.16.2"],
+    # trainers/ and benchmarks/: flags, plots, confidence intervals, TensorBoard logs.
+    "trainers": [
+        "absl-py>=1.4",
+        "matplotlib>=3.8",
+        "scipy>=1.11.4",
+        "tensorboard>=2.16.2",
+    ],
     # tensorflow-io 0.37.1 only loads its ops on TF <= 2.17: optional, nothing uses it.
     "tfio": ["tensorflow-io>=0.37.1"],
     # The test suite and the linter; librosa is the log-mel reference of the tests.

@@ -17,22 +17,88 @@ def test_same_seed_same_initial_weights_for_every_configuration():
     assert [layer.units for layer in a.layers[1:5]] == [100] * 4
 
 
-def test_default_grid_is_the_issue_minimum():
+def test_default_grid_is_the_articles():
+    config = sc.SyntheticConfig()
     runs = sc.grid(
-        ["same", "similar", "unrelated"],
-        ["multitask", "projection", "unweighted_cosine", "weighted_cosine"],
-        ["1", "3", "10"],
-        ["1", "0.1", "0.01"],
-        ["0.01"],
-        True,
-        "global",
-        20,
+        config.situations,
+        config.modes,
+        config.lambdas,
+        config.projection_alphas,
+        config.cosine_alphas,
+        config.single_task,
+        config.granularity,
+        config.seeds,
+        config.data_seeds,
     )
-    # Per situation: single + multitask×3λ + projection×3α×3λ + 2 cosine×3λ = 19.
-    assert len(runs) == 3 * 19 * 20
+    # Per situation: single + multitask×5λ + projection×3α×5λ + 2 cosine×5λ = 31.
+    assert len(runs) == 3 * 31 * 20
     assert len({sc.run_key(r) for r in runs}) == len(runs)
+    assert {r["lam"] for r in runs if r["mode"] == "multitask"} == {0.1, 0.3, 1, 3, 10}
     cosine = [r for r in runs if r["mode"] == "weighted_cosine"]
     assert {r["alpha"] for r in cosine} == {0.01}
+    assert {r["data_seed"] for r in runs} == {0}
+    # Seed-major: the first 93 runs are seed 0 of every cell.
+    assert {r["seed"] for r in runs[:93]} == {0} and runs[93]["seed"] == 1
+
+
+def _row(situation, mode, alpha, lam, seed, loss, data_seed=0):
+    return {
+        "situation": situation,
+        "mode": mode,
+        "granularity": "global",
+        "alpha": alpha,
+        "lam": lam,
+        "seed": seed,
+        "data_seed": data_seed,
+        "test_loss": str(loss),
+        "epochs": "10",
+        "seconds": "1.0",
+    }
+
+
+def test_effects_and_ranking_against_hand_computation(tmp_path):
+    rng = np.random.RandomState(0)
+    rows, losses = [], {}
+    cells = [("single_task", 1.0, 0.0)] + [(m, a, lam) for _, m, a, lam in sc.KEY_CELLS]
+    for data_seed in (0, 1):
+        for situation in ("same", "unrelated"):
+            for mode, alpha, lam in cells:
+                for seed in range(4):
+                    loss = 0.3 + 0.05 * rng.rand()
+                    losses[(data_seed, situation, mode, alpha, lam, seed)] = loss
+                    rows.append(_row(situation, mode, alpha, lam, seed, loss, data_seed))
+    table = sc.summarize(rows, str(tmp_path / "t.md"))
+    # Paired effect in percent, by hand, for one cell.
+    single = np.array([losses[(0, "same", "single_task", 1.0, 0.0, s)] for s in range(4)])
+    cell = np.array([losses[(0, "same", "projection", 0.01, 3.0, s)] for s in range(4)])
+    pct = 100 * (cell - single) / single
+    half = 3.182446305284263 * pct.std(ddof=1) / 2  # t(0.975, 3)
+    assert "| same | projection | global | 0.01 | 3 | 4 | " in table
+    assert f"{pct.mean():+.1f} % ± {half:.1f}" in table
+    ranking = sc.ranking_rows(sc._cells(rows))
+    assert [(r["data_seed"], r["situation"]) for r in ranking] == [
+        (0, "same"),
+        (0, "unrelated"),
+        (1, "same"),
+        (1, "unrelated"),
+    ]
+
+    def mean(r, m, a, lam):
+        return np.mean([losses[(r["data_seed"], r["situation"], m, a, lam, s)] for s in range(4)])
+
+    for r in ranking:
+        wins = all(
+            mean(r, "projection", 0.01, lam) < mean(r, "multitask", 1.0, lam) for lam in (1, 3)
+        )
+        best = {
+            m: min(mean(r, m, a, lam) for lam in (1.0, 3.0))
+            for m, a in [("multitask", 1.0), ("projection", 0.01), ("weighted_cosine", 0.01)]
+        }
+        cosine = best["weighted_cosine"] < min(best["multitask"], best["projection"])
+        assert r["projection_beats_multitask"] == wins
+        assert r["cosine_best"] == cosine
+        assert r["as_in_article"] == (wins and cosine == (r["situation"] == "unrelated"))
+    assert "## The article's ranking on each data realisation" in table
 
 
 def test_short_run_resume_and_summary(tmp_path):
@@ -53,6 +119,7 @@ def test_short_run_resume_and_summary(tmp_path):
         "alpha": 0.1,
         "lam": 3.0,
         "seed": 0,
+        "data_seed": 0,
     }
     sc.append_run(
         path, {**row, "test_loss": f"{loss:.6f}", "epochs": epochs, "seconds": f"{seconds:.2f}"}
@@ -61,7 +128,8 @@ def test_short_run_resume_and_summary(tmp_path):
     rows = read_rows(path)
     assert [sc.run_key(r) for r in rows] == [sc.run_key(row), sc.run_key({**row, "seed": 1})]
     table = sc.summarize(rows, str(tmp_path / "table.md"))
-    assert "| similar | projection | global | 0.1 | 3 | 2 |" in table
+    assert "| similar | projection | global | 0.1 | 3 | 2 | " in table
+    assert "| n/a |" in table  # no single-task run to pair with
     assert (tmp_path / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -11,6 +11,8 @@ import csv
 import fcntl
 import os
 
+import numpy as np
+
 from keras_aux.utils.optional import require
 
 
@@ -74,3 +76,40 @@ def pyplot():
     matplotlib = require("matplotlib", extra="trainers", purpose="to draw the experiments' plots")
     matplotlib.use("Agg")
     return require("matplotlib.pyplot", extra="trainers", purpose="to draw the experiments' plots")
+
+
+def paired_difference(values, baselines, confidence=0.95, relative=False):
+    """Mean of the per-seed differences ``values − baselines`` and the half-width of its
+    Student-t confidence interval (paired: seed ``s`` of both arms shares its initialisation
+    and data, so the seed's own difficulty cancels).
+
+    Args:
+        values, baselines: equal-length sequences, one entry per seed.
+        confidence: level of the interval.
+        relative: differences in percent of each seed's baseline,
+            ``100 · (value − baseline) / baseline``.
+
+    Returns:
+        ``(mean, half_width, n)``; the half-width is NaN for fewer than two pairs.
+
+    Reference: the paired comparisons of docs/censoring.md#synthetic-experiment,
+    docs/maxl.md and docs/reconstruction.md.
+    """
+    values = np.asarray(values, np.float64)
+    baselines = np.asarray(baselines, np.float64)
+    if values.shape != baselines.shape or values.ndim != 1:
+        raise ValueError(
+            f"paired_difference needs two equal-length 1-D sequences; got shapes "
+            f"{values.shape} and {baselines.shape}."
+        )
+    differences = values - baselines
+    if relative:
+        differences = 100.0 * differences / baselines
+    n = len(differences)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    if n < 2:
+        return float(differences.mean()), float("nan"), n
+    stats = require("scipy.stats", extra="trainers", purpose="for confidence intervals")
+    t = stats.t.ppf(0.5 + confidence / 2.0, n - 1)
+    return float(differences.mean()), float(t * differences.std(ddof=1) / np.sqrt(n)), n
