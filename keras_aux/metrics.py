@@ -1,11 +1,15 @@
 """Training diagnostics of keras-aux as Keras metrics (they reset every epoch).
 
 References: Liu, Davison & Johns (2019), MAXL, Appendix C (the share of
-auxiliary classes the label generator actually assigns).
+auxiliary classes the label generator actually assigns) and §3.3 (the entropy
+of the mean generated label); docs/maxl.md#diagnostics.
 """
 
 import keras
+import numpy as np
 from keras import ops
+
+from keras_aux import hierarchy
 
 
 @keras.saving.register_keras_serializable(package="keras_aux")
@@ -15,7 +19,11 @@ class AuxiliaryClassUsage(keras.metrics.Metric):
 
     1.0 means every auxiliary class is used; a collapsed label generator (the
     failure the MAXL entropy term prevents) drives it towards
-    ``len(ψ) / sum(ψ)``.
+    ``len(ψ) / sum(ψ)``. `keras_aux.models.MAXL` feeds it the labels its
+    generator assigns in inference mode (``training=False``, what
+    ``generate_labels`` returns) in ``evaluate``: training-mode labels (batch
+    statistics, dropout) can spread over every class while the generator's
+    inference labels use a few.
     """
 
     def __init__(self, num_classes, name="auxiliary_usage", dtype=None):
@@ -41,6 +49,82 @@ class AuxiliaryClassUsage(keras.metrics.Metric):
 
     def get_config(self):
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="keras_aux")
+class AuxiliaryLabelEntropy(keras.metrics.Metric):
+    """Entropy of the mean generated label within the primary classes, normalised to [0, 1].
+
+    With ``q̄`` the mean of every generated label since the last reset (over
+    ``sum ψ`` classes) and ``p_i`` its mass in primary class ``i``'s block
+    (the share of examples of class ``i``: labels are zero outside their
+    block), the result is::
+
+        (H(q̄) − H(p)) / Σ_i p_i · log ψ_i  =  Σ_i p_i H(q̄_i) / Σ_i p_i log ψ_i
+
+    where ``q̄_i`` is the mean label of class ``i``'s examples, renormalised
+    over its block: the entropy of the auxiliary class given the primary
+    class, divided by its largest value. 1.0: inside every primary class the
+    mean label is uniform over its ψ_i classes; 0.0: every example of a class
+    gets the same one-hot label (collapse). Soft labels that are uniform for
+    every example also give 1.0, so read it together with
+    `AuxiliaryClassUsage`, which looks at the arg-max. 0.0 when every ψ_i is 1
+    (nothing to choose).
+
+    Args:
+        psi: the hierarchy ψ.
+    """
+
+    def __init__(self, psi, name="auxiliary_entropy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.psi = hierarchy.validate_psi(psi)
+        self.totals = self.add_variable(
+            shape=(sum(self.psi),), initializer="zeros", name="totals", aggregation="sum"
+        )
+        self._blocks = np.asarray(hierarchy.block_matrix(self.psi), "float32").T  # (K, len ψ)
+        self._log_psi = np.log(np.asarray(self.psi, "float32"))
+
+    def update_state(self, labels, sample_weight=None):
+        """Adds the rows of ``labels`` (batch, sum ψ) to the running sum."""
+        labels = ops.cast(ops.convert_to_tensor(labels), self.totals.dtype)
+        self.totals.assign_add(ops.sum(labels, axis=0))
+
+    def result(self):
+        total = ops.sum(self.totals)
+        mean = ops.divide_no_nan(self.totals, total)
+        shares = ops.matmul(mean[None, :], ops.cast(self._blocks, mean.dtype))[0]
+        conditional = _entropy(mean) - _entropy(shares)
+        largest = ops.sum(shares * ops.cast(self._log_psi, mean.dtype))
+        return ops.cast(ops.divide_no_nan(conditional, largest), self.dtype)
+
+    def reset_state(self):
+        self.totals.assign(ops.zeros_like(self.totals))
+
+    def get_config(self):
+        return {"psi": list(self.psi), "name": self.name, "dtype": self.dtype}
+
+
+def _entropy(p):
+    """``−Σ p log p`` in nats, with ``0 log 0 = 0``."""
+    safe = ops.where(p > 0, p, ops.ones_like(p))
+    return -ops.sum(ops.where(p > 0, p * ops.log(safe), ops.zeros_like(p)))
+
+
+def auxiliary_label_diagnostics(labels, psi):
+    """``{"auxiliary_usage", "auxiliary_entropy"}`` of generated labels, as floats.
+
+    The values `AuxiliaryClassUsage` and `AuxiliaryLabelEntropy` reach on
+    ``labels`` (numpy rows over sum ψ classes, e.g. ``MAXL.generate_labels``).
+    """
+    labels = np.asarray(labels, "float32")
+    usage = AuxiliaryClassUsage(sum(hierarchy.validate_psi(psi)))
+    entropy = AuxiliaryLabelEntropy(psi)
+    usage.update_state(labels)
+    entropy.update_state(labels)
+    return {
+        "auxiliary_usage": float(usage.result()),
+        "auxiliary_entropy": float(entropy.result()),
+    }
 
 
 @keras.saving.register_keras_serializable(package="keras_aux")

@@ -3,7 +3,15 @@
 data (local files) → the chosen method on the chosen backbone → `fit` with
 TensorBoard logs → test accuracy of the primary task → SavedModel serving
 the primary class probabilities (``labels.json`` beside it names the classes)
-→ ``result.json`` in the run's log folder.
+→ ``result.json`` in the run's log folder; for MAXL also ``learned_labels.png``, the
+auxiliary classes the generator assigns to the training images.
+
+The logs (TensorBoard's ``validation`` run, ``val_`` in the progress bar) carry MAXL's
+collapse diagnostics, ``auxiliary_usage`` and ``auxiliary_entropy``: what the generator assigns
+in inference mode to the validation images at the end of each epoch. ``result.json`` holds them
+for the validation images (``val_auxiliary_usage``, ``val_auxiliary_entropy``) and for the
+training images after training (``auxiliary_usage``, ``auxiliary_entropy``); see
+docs/maxl.md#diagnostics.
 
 Methods (``--method``): ``maxl`` (``--order=2`` exact meta-gradient, ``1``
 finite-difference estimate; ``--schedule=epoch`` is the paper's alternation
@@ -40,6 +48,12 @@ flags.DEFINE_integer("val_size", 5000, "Training examples held out for validatio
 flags.DEFINE_enum("backbone", "conv4", ["conv4", "vgg16", "mlp"], "Backbone of both networks.")
 flags.DEFINE_list("filters", None, "conv4 widths (default 32,64,128,256).")
 flags.DEFINE_integer("epochs", 10, "Epochs (MAXL's paper schedule: stage-1 + stage-2 passes).")
+flags.DEFINE_integer(
+    "patience",
+    None,
+    "Early stopping after this many epochs without a better validation accuracy, testing the "
+    "best validation epoch's weights (default: train all --epochs, test the last).",
+)
 flags.DEFINE_integer("batch_size", 100, "Batch size.")
 flags.DEFINE_float("learning_rate", 0.1, "θ1 SGD learning rate (cosine-annealed).")
 flags.DEFINE_float("momentum", 0.9, "θ1 SGD momentum.")
@@ -70,6 +84,7 @@ def main(argv):
             schedule=FLAGS.schedule,
             stage2_every=FLAGS.stage2_every,
             epochs=FLAGS.epochs,
+            patience=FLAGS.patience,
             batch_size=FLAGS.batch_size,
             learning_rate=FLAGS.learning_rate,
             momentum=FLAGS.momentum,

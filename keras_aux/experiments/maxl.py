@@ -30,12 +30,13 @@ import time
 import keras
 import numpy as np
 
-from keras_aux import baselines, hierarchy
+from keras_aux import baselines, hierarchy, metrics
 from keras_aux.architectures import BACKBONES, multitask_network, single_task_network
 from keras_aux.datasets import images
 from keras_aux.experiments import reporting
 from keras_aux.losses import FocalLoss
 from keras_aux.models import MAXL
+from keras_aux.utils.optional import require
 
 METHODS = ("maxl", "single", "human", "random", "kmeans")
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "digits")
@@ -171,7 +172,13 @@ class TrainConfig:
         schedule: MAXL's stage schedule, ``"epoch"`` (the paper's alternation of whole stage-1
             and stage-2 epochs) or ``"interleaved"``.
         stage2_every: interleaved schedule: stage 2 every k steps.
-        epochs: epochs (MAXL's epoch schedule: one stage-1 and one stage-2 pass each).
+        epochs: epochs (MAXL's epoch schedule: one stage-1 and one stage-2 pass each); with
+            ``patience``, the most epochs.
+        patience: None (default): train all ``epochs`` and test the last weights. A number:
+            early stopping, after this many epochs (MAXL: paper epochs) without a new best
+            validation accuracy of the primary task, and the weights of the best validation
+            epoch are tested (selection on validation data, never on the test set). θ1's cosine
+            annealing still runs over ``epochs``.
         batch_size: batch size.
         learning_rate: θ1's SGD learning rate, cosine-annealed over the run.
         momentum: θ1's SGD momentum.
@@ -194,6 +201,7 @@ class TrainConfig:
     schedule: str = "epoch"
     stage2_every: int = 1
     epochs: int = 10
+    patience: int | None = None
     batch_size: int = 100
     learning_rate: float = 0.1
     momentum: float = 0.9
@@ -283,13 +291,33 @@ def train(config, task, callbacks=(), verbose=0):
     """Trains one run; returns ``(result dict, served model)``.
 
     The result holds the test accuracy of the primary task after the last
-    epoch (no early stopping, no selection on the test set), the best
-    validation accuracy, and the seconds the training took.
+    epoch, or with ``config.patience`` of the best validation epoch's weights
+    (early stopping; no selection on the test set), the best validation
+    accuracy, the epochs trained and the best one (MAXL: paper epochs, each a
+    stage-1 and a stage-2 pass), and the seconds the training took. For MAXL
+    also ``val_auxiliary_usage`` and ``val_auxiliary_entropy``: the collapse
+    diagnostics of the served generator in inference mode on the validation
+    set (docs/maxl.md#diagnostics).
 
     Reference: Liu, Davison & Johns (2019), §4 (evaluation); docs/maxl.md#baselines.
     """
     model, fit_epochs, psi = build(config, task)
     callbacks = list(callbacks)
+    val_key = _val_accuracy_key(config.method)
+    # Fit epochs per epoch of the config: MAXL's paper schedule runs two (a
+    # stage-2 pass moves θ2 and the multi-task network's BatchNorm statistics).
+    per_epoch = fit_epochs // config.epochs if config.epochs else 1
+    if config.patience is not None:
+        if config.patience < 1:
+            raise ValueError(f"`patience` must be >= 1 or None; got {config.patience}.")
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=val_key,
+                mode="max",
+                patience=config.patience * per_epoch,
+                restore_best_weights=True,
+            )
+        )
     x, y = task.x_train, task.y_train
     start = time.perf_counter()
     if config.method == "maxl":
@@ -335,49 +363,196 @@ def train(config, task, callbacks=(), verbose=0):
     served = _primary_head(model)
     probabilities = served.predict(task.x_test, batch_size=1000, verbose=0)
     test_accuracy = float(np.mean(np.argmax(probabilities, -1) == task.y_test))
-    val_key = next(k for k in history.history if k.startswith("val_") and "accuracy" in k)
+    val_accuracy = history.history[val_key]
+    # The served weights: the best validation epoch's (first of ties, as
+    # EarlyStopping keeps them) or the last.
+    served_index = int(np.argmax(val_accuracy)) if config.patience is not None else -1
     result = {
         **dataclasses.asdict(config),
         "psi": list(psi),
         "test_accuracy": test_accuracy,
-        "best_val_accuracy": float(np.max(history.history[val_key])),
-        "fit_epochs": fit_epochs,
+        "best_val_accuracy": float(np.max(val_accuracy)),
+        "epochs_trained": int(np.ceil(len(val_accuracy) / per_epoch)),
+        "best_epoch": int(np.argmax(val_accuracy)) // per_epoch + 1,
+        "fit_epochs": len(val_accuracy),
         "seconds": round(seconds, 1),
     }
     if config.method == "maxl":
-        usage = history.history.get("auxiliary_usage")
-        result["auxiliary_usage"] = float(usage[-1]) if usage else None
+        for key in ("val_auxiliary_usage", "val_auxiliary_entropy"):
+            result[key] = float(history.history[key][served_index])
     return result, served
 
 
-def plot_learned_labels(model, task, path, per_class=8, max_examples=2000):
-    """A PNG grid: for every auxiliary class (one row), the training images the
-    MAXL label generator assigns to it most confidently; rows are grouped by
-    primary class (the block of ψ each auxiliary class belongs to).
+def _val_accuracy_key(method):
+    """The validation accuracy of the primary task in ``fit``'s logs (Keras names a
+    single-output model's metrics without the output's name)."""
+    if method == "maxl":
+        return "val_primary_accuracy"
+    if method == "single":
+        return "val_sparse_categorical_accuracy"
+    return "val_primary_sparse_categorical_accuracy"
 
-    Reference: Liu, Davison & Johns (2019), MAXL, Figure 6.
+
+def plot_learned_labels(
+    model, task, path, labels=None, per_class=8, max_examples=None, rows_per_column=16
+):
+    """Draws the auxiliary classes the MAXL label generator has learned, as a PNG.
+
+    One row per auxiliary class, grouped under its primary class (its block of ψ): the
+    training images whose arg-max generated label (inference mode, `MAXL.generate_labels`)
+    is that class, most confident first (at most ``per_class``), and the share of the
+    primary class's images it takes. A class that is the arg-max of no image is a grey
+    "unused" row. The title gives the usage and the label entropy
+    (`keras_aux.metrics.auxiliary_label_diagnostics`) and a caption says how to read it.
+    Long lists of classes go into several columns of at most ``rows_per_column`` rows.
+
+    Args:
+        model: a trained `MAXL`.
+        task: the `ImageTask` whose training images are drawn.
+        path: the PNG's path.
+        labels: ``model.generate_labels`` of the images (computed when None).
+        per_class: images per row.
+        max_examples: the first this many training images (None: all).
+        rows_per_column: most rows (auxiliary classes) in one column.
+
+    Returns:
+        ``path``.
+
+    Reference: Liu, Davison & Johns (2019), MAXL, Figure 6; docs/maxl.md#diagnostics.
     """
+    import textwrap
+
     plt = reporting.pyplot()
     x, y = task.x_train[:max_examples], task.y_train[:max_examples]
-    labels = model.generate_labels(x, y)
-    owner = hierarchy.primary_of_auxiliary(model.psi)
-    rows = len(owner)
-    fig, axes = plt.subplots(rows, per_class, figsize=(per_class * 0.9, rows * 0.95), squeeze=False)
-    for k in range(rows):
-        best = np.argsort(-labels[:, k])[:per_class]
-        share = np.mean(np.argmax(labels[y == owner[k]], -1) == k) if np.any(y == owner[k]) else 0
-        for j, ax in enumerate(axes[k]):
-            ax.axis("off")
-            if j < len(best) and labels[best[j], k] > 0:
-                image = x[best[j]]
-                ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray")
-        axes[k][0].set_title(
-            f"{task.class_names[owner[k]]} / aux {k} ({share:.0%})", fontsize=7, loc="left"
+    if labels is None:
+        labels = model.generate_labels(x, y)
+    labels = np.asarray(labels)[: len(x)]
+    psi = tuple(model.psi)
+    assigned = np.argmax(labels, -1)
+    diagnostics = metrics.auxiliary_label_diagnostics(labels, psi)
+    starts = hierarchy.block_starts(psi)
+    # The columns: whole primary classes, at most `rows_per_column` rows each (a bigger
+    # class gets a column of its own).
+    columns, rows = [[]], 0
+    for i, size in enumerate(psi):
+        if columns[-1] and rows + size > rows_per_column:
+            columns.append([])
+            rows = 0
+        columns[-1].append(i)
+        rows += size
+    gap = 0.4  # height of the space between two primary classes, in rows
+    heights = [sum(psi[i] for i in c) + gap * (len(c) - 1) for c in columns]
+    cell, label_width = 0.5, 1.9  # inches
+    column_width = label_width + per_class * cell
+    width = len(columns) * column_width + 0.3
+    used = int(round(diagnostics["auxiliary_usage"] * sum(psi)))
+    caption = (
+        f"{len(x)} training images; entropy of the mean label within primary classes "
+        f"{diagnostics['auxiliary_entropy']:.2f} (1: even, 0: collapsed). Rows: auxiliary "
+        "classes, grouped under their primary class (bold, with its number of images). Each row "
+        "shows the images whose arg-max generated label (inference mode) is that class, most "
+        f"confident first (at most {per_class}); the % is the share of the primary class's "
+        "images it takes. Grey rows: unused (the arg-max of no image)."
+    )
+    caption = "\n".join(textwrap.wrap(caption, int(width * 15)))
+    header = 0.5 + 0.2 * (caption.count("\n") + 1)
+    height = max(heights) * cell * 1.15 + header
+    fig = plt.figure(figsize=(width, height))
+    fig.suptitle(
+        f"Learned auxiliary labels: {used} of {sum(psi)} auxiliary classes used",
+        fontsize=10,
+        y=1 - 0.12 / height,
+        va="top",
+    )
+    fig.text(0.5, 1 - 0.45 / height, caption, ha="center", va="top", fontsize=7, color="0.25")
+    outer = fig.add_gridspec(
+        1, len(columns), left=0.01, right=0.99, bottom=0.01, top=1 - header / height, wspace=0.04
+    )
+    for c, primaries in enumerate(columns):
+        entries, ratios = [], []
+        for i in primaries:
+            if entries:
+                entries.append(None)
+                ratios.append(gap)
+            entries.extend((i, k) for k in range(starts[i], starts[i] + psi[i]))
+            ratios.extend([1] * psi[i])
+        if sum(ratios) < max(heights):  # keeps every row the same height
+            entries.append(None)
+            ratios.append(max(heights) - sum(ratios))
+        grid = outer[c].subgridspec(
+            len(entries),
+            2,
+            width_ratios=[label_width, per_class * cell],
+            height_ratios=ratios,
+            wspace=0.02,
+            hspace=0.12,
         )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+        for r, entry in enumerate(entries):
+            if entry is None:
+                continue
+            i, k = entry
+            in_class = y == i
+            mine = np.flatnonzero(assigned == k)
+            mine = mine[np.argsort(-labels[mine, k], kind="stable")][:per_class]
+            share = np.mean(assigned[in_class] == k) if np.any(in_class) else 0.0
+            label_ax = fig.add_subplot(grid[r, 0])
+            label_ax.axis("off")
+            text = f"aux {k}: {share:.0%}" if len(mine) else f"aux {k}: unused"
+            first = k == starts[i]
+            if first:
+                label_ax.text(
+                    0.98,
+                    0.78,
+                    f"{task.class_names[i]} ({int(in_class.sum())})",
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                    fontweight="bold",
+                    transform=label_ax.transAxes,
+                )
+            label_ax.text(
+                0.98,
+                0.3 if first else 0.5,
+                text,
+                ha="right",
+                va="center",
+                fontsize=7,
+                transform=label_ax.transAxes,
+            )
+            ax = fig.add_subplot(grid[r, 1])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_anchor("W")
+            if len(mine):
+                ax.imshow(_montage(x[mine], per_class), interpolation="nearest")
+            else:  # a grey montage of the same size
+                ax.imshow(np.full_like(_montage(x[:0], per_class), 0.82), vmin=0, vmax=1)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "unused",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="0.35",
+                    transform=ax.transAxes,
+                )
+            for spine in ax.spines.values():
+                spine.set_visible(not len(mine))
+                spine.set_color("0.6")
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _montage(images, per_class, pad=2):
+    """``images`` (n ≤ per_class, h, w, 1 or 3) side by side on white, as RGB."""
+    h, w = images.shape[1:3]
+    out = np.ones((h, per_class * (w + pad) - pad, 3), np.float32)
+    for j, image in enumerate(images):
+        image = np.clip(image, 0, 1)
+        out[:, j * (w + pad) : j * (w + pad) + w] = image  # a grey channel broadcasts
+    return out
 
 
 @dataclasses.dataclass
@@ -421,9 +596,11 @@ class RunConfig:
 
 def run(config, log=print, verbose=2):
     """Trains one method on one dataset: data → `train` with TensorBoard logs →
-    ``result.json`` in the run's log folder → for MAXL, ``learned_labels.png``
-    (`plot_learned_labels`) → SavedModel serving the primary class probabilities, with
-    ``labels.json`` (the class names) beside it.
+    for MAXL, the generated labels of every training image in inference mode:
+    ``auxiliary_usage`` and ``auxiliary_entropy`` (`keras_aux.metrics.auxiliary_label_diagnostics`)
+    and ``learned_labels.png`` (`plot_learned_labels`) → ``result.json`` in the run's log folder
+    → SavedModel serving the primary class probabilities, with ``labels.json`` (the class names)
+    beside it.
 
     Args:
         config: a `RunConfig`.
@@ -448,11 +625,20 @@ def run(config, log=print, verbose=2):
         train_config, task, callbacks=[keras.callbacks.TensorBoard(run_dir)], verbose=verbose
     )
     os.makedirs(run_dir, exist_ok=True)
+    if train_config.method == "maxl":
+        # The labels of every training image in inference mode: the collapse
+        # diagnostics of result.json and the picture.
+        labels = served.generate_labels(task.x_train, task.y_train)
+        result.update(metrics.auxiliary_label_diagnostics(labels, served.psi))
+        plot = plot_learned_labels(
+            served, task, os.path.join(run_dir, "learned_labels.png"), labels=labels
+        )
+        log(
+            f"learned auxiliary labels: {plot} (usage {result['auxiliary_usage']:.3f}, "
+            f"label entropy {result['auxiliary_entropy']:.3f} on the training images)"
+        )
     with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
-    if train_config.method == "maxl":
-        plot = plot_learned_labels(served, task, os.path.join(run_dir, "learned_labels.png"))
-        log(f"learned auxiliary labels: {plot}")
     export_dir = config.export_dir or os.path.join("saved_models", config.run_name)
     served.export(export_dir, verbose=False)
     with open(os.path.join(export_dir, "labels.json"), "w", encoding="utf-8") as f:
@@ -460,146 +646,338 @@ def run(config, log=print, verbose=2):
     return result, export_dir
 
 
+BENCHMARK_METHODS = {
+    "single": ("single", 2),
+    "human": ("human", 2),
+    "random": ("random", 2),
+    "kmeans": ("kmeans", 2),
+    "maxl_order2": ("maxl", 2),
+    "maxl_order1": ("maxl", 1),
+}
+"""The benchmark's methods: name → (`TrainConfig.method`, MAXL's order)."""
+
 BENCHMARK_FIELDS = [
     "method",
     "seed",
+    "protocol",
     "test_accuracy",
     "best_val_accuracy",
+    "epochs_trained",
+    "best_epoch",
     "seconds",
-    "auxiliary_usage",
+    "val_auxiliary_usage",
+    "val_auxiliary_entropy",
 ]
 
 
 @dataclasses.dataclass
 class BenchmarkConfig:
-    """MAXL against its baselines on Fashion-MNIST's four coarse classes, several seeds (the
-    flags of ``benchmarks/maxl_fashion.py``). Budgeted for a 2-core CPU: a training subset and a
-    narrower ConvNet.
+    """MAXL (both orders) against its baselines on Fashion-MNIST's four coarse classes, several
+    seeds, each run trained until its validation accuracy plateaus (the flags of
+    ``benchmarks/maxl_fashion.py``). Budgeted for a CPU: a training subset and a narrower
+    ConvNet.
 
     Attributes:
-        methods: the methods (`METHODS`), in the order they run within a seed.
-        seeds: seeds 0 .. seeds-1 (each: its own training subset, split and initial weights).
-        epochs: epochs (MAXL: one stage-1 and one stage-2 pass each).
+        methods: names from `BENCHMARK_METHODS`, in the order they run within a seed.
+        seeds: the seeds run (each: its own training subset, split and initial weights).
+        max_epochs: the most epochs of a run (MAXL: paper epochs, a stage-1 and a stage-2 pass
+            each); θ1's cosine annealing runs over them.
+        patience: early stopping after this many epochs without a new best validation accuracy
+            of the primary task; the best validation epoch's weights are tested.
         train_size: training examples (a low-data regime).
         filters: the 4-layer ConvNet's widths.
-        order: MAXL's meta-gradient order.
         data_dir: Fashion-MNIST's files (None: the known places).
-        csv: the run log, appended to (runs already in it are skipped).
+        csv: the run log; each finished run is appended at once, and runs already in it are
+            skipped (several processes may share it, each with other methods or seeds).
         output: the summary table; the plots go beside it (``.png``, ``_labels.png``).
 
     Reference: Liu, Davison & Johns (2019), §4 (baselines); docs/maxl.md#baselines.
     """
 
-    methods: tuple = ("single", "human", "random", "kmeans", "maxl")
-    seeds: int = 3
-    epochs: int = 8
+    methods: tuple = tuple(BENCHMARK_METHODS)
+    seeds: tuple = (0, 1, 2, 3, 4)
+    max_epochs: int = 40
+    patience: int = 8
     train_size: int = 6000
     filters: tuple = (16, 32, 64, 128)
-    order: int = 2
     data_dir: str | None = None
     csv: str = "benchmarks/results/maxl_fashion.csv"
     output: str = "benchmarks/results/maxl_fashion.md"
 
+    @property
+    def protocol(self):
+        """What makes two runs comparable, as a string stored with every run in the CSV."""
+        filters = "-".join(str(f) for f in self.filters)
+        return f"n{self.train_size}_conv4-{filters}_max{self.max_epochs}_patience{self.patience}"
 
-def run_benchmark(config, log=print):
-    """Runs every (method, seed) not yet in ``config.csv``, appending each to it, then writes
-    the summary (`summarize_benchmark`). The same protocol as `train`: same backbone, focal
-    loss, SGD 0.1 with momentum 0.9, weight decay 5e-4 and cosine annealing for θ1, SGD 1e-3
-    with weight decay 5e-4 for MAXL's generator, test accuracy after the last epoch. MAXL's
-    learned labels of seed 0 are drawn to ``<output>_labels.png``.
+
+def _train_config(config, method, seed):
+    """The `TrainConfig` of one benchmark run."""
+    if method not in BENCHMARK_METHODS:
+        raise ValueError(
+            f"Unknown benchmark method {method!r}; expected one of {list(BENCHMARK_METHODS)}."
+        )
+    name, order = BENCHMARK_METHODS[method]
+    return TrainConfig(
+        method=name,
+        filters=tuple(config.filters),
+        order=order,
+        epochs=config.max_epochs,
+        patience=config.patience,
+        seed=seed,
+    )
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Logs one line per epoch of a run: validation accuracy, best so far, seconds.
+
+    For MAXL's paper schedule one line per paper epoch (after its stage-2 pass).
+
+    Reference: the benchmark protocol of docs/maxl.md#baselines (Liu, Davison & Johns 2019, §4).
+    """
+
+    def __init__(self, log, name, monitor, per_epoch, max_epochs):
+        super().__init__()
+        self.log, self.name, self.monitor = log, name, monitor
+        self.per_epoch, self.max_epochs = per_epoch, max_epochs
+
+    def on_train_begin(self, logs=None):
+        self.start, self.best, self.best_epoch = time.perf_counter(), -1.0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        if value > self.best:
+            self.best, self.best_epoch = float(value), epoch // self.per_epoch + 1
+        if (epoch + 1) % self.per_epoch == 0:
+            self.log(
+                f"  {self.name}: epoch {(epoch + 1) // self.per_epoch}/{self.max_epochs}, "
+                f"val accuracy {value:.4f}, best {self.best:.4f} (epoch {self.best_epoch}), "
+                f"{time.perf_counter() - self.start:.0f} s"
+            )
+
+
+def _check_log(rows, config):
+    """Refuses a run log written with other columns or by another protocol."""
+    if not rows:
+        return
+    if list(rows[0]) != BENCHMARK_FIELDS:
+        raise ValueError(
+            f"{config.csv} has the columns {list(rows[0])}, not {BENCHMARK_FIELDS}: it was "
+            "written by another version of the protocol. Move it away or pass another --csv."
+        )
+    others = sorted({r["protocol"] for r in rows} - {config.protocol})
+    if others:
+        raise ValueError(
+            f"{config.csv} holds runs of other protocols ({others}; this one is "
+            f"{config.protocol!r}): their results are not comparable. Pass another --csv, or "
+            "the flags those runs used."
+        )
+
+
+def run_benchmark(config, log=print, summarize=True):
+    """Runs every (method, seed) of ``config`` not yet in ``config.csv``, appending each to it
+    as soon as it ends, then writes the summary (`summarize_benchmark`).
+
+    The protocol is `train`'s with early stopping: the same backbone, focal loss, SGD 0.1 with
+    momentum 0.9, weight decay 5e-4 and cosine annealing over ``max_epochs`` for θ1, SGD 1e-3
+    with weight decay 5e-4 for MAXL's generator; each run stops after ``patience`` epochs
+    without a new best validation accuracy (5,000 held-out training images), and the test
+    accuracy is that of the best validation epoch's weights. Logs a line per epoch and per
+    run, with the time left. MAXL's (order 2) learned labels of seed 0 are drawn to
+    ``<output>_labels.png``.
+
+    Args:
+        config: a `BenchmarkConfig`.
+        log: where the progress lines go.
+        summarize: write the summary table and plot at the end.
 
     Returns:
-        The summary table (`summarize_benchmark`).
+        The summary table (`summarize_benchmark`), or None without ``summarize``.
 
     Reference: Liu, Davison & Johns (2019), §4 (baselines); docs/maxl.md#baselines.
     """
-    done = {(r["method"], int(r["seed"])) for r in reporting.read_rows(config.csv)}
-    runs = [(m, s) for s in range(config.seeds) for m in config.methods if (m, s) not in done]
-    log(f"{len(runs)} runs to do ({len(done)} already in {config.csv})")
-    progress = keras.utils.Progbar(len(runs), unit_name="run")
-    tasks = {}
-    for i, (method, seed) in enumerate(runs):
-        if seed not in tasks:
-            tasks = {
-                seed: load_task("fashion_mnist", config.data_dir, config.train_size, seed=seed)
-            }
-        train_config = TrainConfig(
-            method=method,
-            filters=tuple(config.filters),
-            order=config.order,
-            epochs=config.epochs,
-            seed=seed,
+    for method in config.methods:
+        _train_config(config, method, 0)  # unknown names fail before any training
+    rows = reporting.read_rows(config.csv)
+    _check_log(rows, config)
+    done = {(r["method"], int(r["seed"])) for r in rows}
+    runs = [(m, s) for s in config.seeds for m in config.methods if (m, s) not in done]
+    log(
+        f"{len(runs)} runs to do, {len(done)} already in {config.csv} (protocol "
+        f"{config.protocol}): methods {list(config.methods)}, seeds {list(config.seeds)}"
+    )
+    task, task_seed, seconds = None, None, {}
+    start = time.perf_counter()
+    for index, (method, seed) in enumerate(runs):
+        if seed != task_seed:
+            task = load_task("fashion_mnist", config.data_dir, config.train_size, seed=seed)
+            task_seed = seed
+        train_config = _train_config(config, method, seed)
+        per_epoch = 2 if train_config.method == "maxl" else 1
+        name = f"[{index + 1}/{len(runs)}] {method} seed {seed}"
+        log(f"{name}: at most {config.max_epochs} epochs, patience {config.patience}")
+        progress = EpochLog(
+            log, name, _val_accuracy_key(train_config.method), per_epoch, config.max_epochs
         )
-        result, served = train(train_config, tasks[seed])
-        if method == "maxl" and seed == 0:
-            plot_learned_labels(served, tasks[seed], config.output.replace(".md", "_labels.png"))
+        result, served = train(train_config, task, callbacks=[progress])
+        if method == "maxl_order2" and seed == 0:
+            plot_learned_labels(
+                served, task, config.output.replace(".md", "_labels.png"), max_examples=2000
+            )
         reporting.append_row(
-            config.csv, {**result, "method": method, "seed": seed}, BENCHMARK_FIELDS
+            config.csv,
+            {**result, "method": method, "seed": seed, "protocol": config.protocol},
+            BENCHMARK_FIELDS,
         )
-        progress.update(i + 1, values=[("s/run", result["seconds"])])
-        log(f"\n{method} seed {seed}: test accuracy {result['test_accuracy']:.4f}")
+        seconds.setdefault(method, []).append(result["seconds"])
+        elapsed = time.perf_counter() - start
+        # Time left: each remaining run at its method's mean so far (else the overall mean).
+        overall = elapsed / (index + 1)
+        left = sum(np.mean(seconds.get(m, [overall])) for m, _ in runs[index + 1 :])
+        log(
+            f"{name}: test accuracy {result['test_accuracy']:.4f} (best epoch "
+            f"{result['best_epoch']} of {result['epochs_trained']}), {result['seconds']:.0f} s; "
+            f"{elapsed / 60:.0f} min so far, about {left / 60:.0f} min left"
+        )
+    if not summarize:
+        return None
     return summarize_benchmark(reporting.read_rows(config.csv), config)
 
 
+def paired_difference(values, reference, confidence=0.95):
+    """Mean and confidence interval (t-distribution) of the per-seed differences
+    ``values[s] − reference[s]`` over the seeds both dicts hold.
+
+    Returns:
+        ``(mean, low, high, n)``; ``low`` and ``high`` are NaN for fewer than two seeds.
+
+    Reference: the benchmark protocol of docs/maxl.md#baselines (Liu, Davison & Johns 2019, §4).
+    """
+    seeds = sorted(set(values) & set(reference))
+    differences = np.array([values[s] - reference[s] for s in seeds], float)
+    if len(differences) == 0:
+        return np.nan, np.nan, np.nan, 0
+    mean = float(differences.mean())
+    if len(differences) < 2:
+        return mean, np.nan, np.nan, len(differences)
+    stats = require("scipy.stats", extra="trainers", purpose="for the benchmark's t intervals")
+    half = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1) * differences.std(ddof=1)
+    half /= np.sqrt(len(differences))
+    return mean, mean - half, mean + half, len(differences)
+
+
 def summarize_benchmark(rows, config):
-    """Writes (and prints) ``config.output``, the mean ± std test accuracy per method against
-    Single, and its plot (``.png``) from the run log's ``rows``; returns the table.
+    """Writes (and prints) ``config.output`` from the run log's ``rows`` of ``config``'s
+    protocol: per method, the mean ± std test accuracy, the paired per-seed difference to Single
+    (mean and 95% t-interval), the epochs trained, and for MAXL the collapse diagnostics;
+    and its plot (``.png``). Returns the table.
 
     Reference: Liu, Davison & Johns (2019), §4 (baselines); docs/maxl.md#baselines.
     """
+    rows = [r for r in rows if r.get("protocol") == config.protocol]
     by_method = {}
     for r in rows:
         by_method.setdefault(r["method"], []).append(r)
-    order = [m for m in METHODS if m in by_method]
-    order = ["single"] + [m for m in order if m != "single"] if "single" in order else order
+    order = [m for m in BENCHMARK_METHODS if m in by_method]
+    accuracy = {m: {int(r["seed"]): float(r["test_accuracy"]) for r in by_method[m]} for m in order}
     filters = ",".join(str(f) for f in config.filters)
     lines = [
         "# MAXL and its baselines on Fashion-MNIST (4 coarse classes)",
         "",
         f"`python -m benchmarks.maxl_fashion` — 4-layer ConvNet ({filters}), "
-        f"{config.train_size} training images, {config.epochs} epochs (MAXL: {config.epochs} "
-        f"stage-1 and {config.epochs} stage-2 passes, order {config.order}), batch 100, "
-        "ψ = [4, 2, 3, 1]; test accuracy of the primary task on the 10,000 test images after the "
-        "last epoch; mean ± std over seeds (each seed: its own training subset, split and "
-        "initial weights).",
+        f"{config.train_size} training images, 5,000 held out for validation, batch 100, "
+        "ψ = [4, 2, 3, 1]. Each run trains until its validation accuracy plateaus: at most "
+        f"{config.max_epochs} epochs (θ1: SGD 0.1, momentum 0.9, weight decay 5e-4, cosine "
+        f"annealing over {config.max_epochs} epochs; MAXL: an epoch is a stage-1 and a stage-2 "
+        f"pass), stopped after {config.patience} epochs without a new best validation accuracy; "
+        "the test accuracy (10,000 test images, primary task) is that of the best validation "
+        "epoch's weights. Each seed has its own training subset, split and initial weights.",
         "",
-        "| method | seeds | test accuracy | vs Single | best val accuracy | s / run |",
-        "|---|---:|---:|---:|---:|---:|",
+        "vs Single: the mean over seeds of the paired difference (method − Single on the same "
+        "seed) in points, with its 95% confidence interval (t-distribution, n − 1 degrees of "
+        "freedom). Usage and entropy: MAXL's collapse diagnostics on the validation images at "
+        "the best epoch (inference mode; docs/maxl.md#diagnostics).",
+        "",
+        "| method | seeds | test accuracy (mean ± std) | vs Single (95% CI) | epochs (best) | "
+        "best val accuracy | usage / entropy | s / run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    single = None
-    if "single" in by_method:
-        single = np.mean([float(r["test_accuracy"]) for r in by_method["single"]])
     for method in order:
-        acc = np.array([float(r["test_accuracy"]) for r in by_method[method]])
-        val = np.array([float(r["best_val_accuracy"]) for r in by_method[method]])
-        secs = np.array([float(r["seconds"]) for r in by_method[method]])
+        group = by_method[method]
+        acc = np.array(list(accuracy[method].values()))
         std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        delta = "–" if single is None else f"{(acc.mean() - single) * 100:+.2f} pt"
+        if method == "single" or "single" not in accuracy:
+            versus = "–"
+        else:
+            mean, low, high, n = paired_difference(accuracy[method], accuracy["single"])
+            interval = "" if np.isnan(low) else f" [{low * 100:+.2f}, {high * 100:+.2f}]"
+            versus = f"{mean * 100:+.2f} pt{interval}" + (f" ({n} paired)" if n < len(acc) else "")
+        column = lambda key, group=group: np.array([float(r[key]) for r in group])  # noqa: E731
+        diagnostics = "–"
+        if method.startswith("maxl"):
+            diagnostics = (
+                f"{column('val_auxiliary_usage').mean():.2f} / "
+                f"{column('val_auxiliary_entropy').mean():.2f}"
+            )
         lines.append(
-            f"| {method} | {len(acc)} | {acc.mean():.4f} ± {std:.4f} | {delta} | "
-            f"{val.mean():.4f} | {secs.mean():.0f} |"
+            f"| {method} | {len(acc)} | {acc.mean():.4f} ± {std:.4f} | {versus} | "
+            f"{column('epochs_trained').mean():.1f} ({column('best_epoch').mean():.1f}) | "
+            f"{column('best_val_accuracy').mean():.4f} | {diagnostics} | "
+            f"{column('seconds').mean():.0f} |"
         )
     table = reporting.write_markdown(lines, config.output)
-    plot_benchmark(by_method, order, config.output.replace(".md", ".png"))
+    if order:
+        plot_benchmark(accuracy, order, config.output.replace(".md", ".png"))
     return table
 
 
-def plot_benchmark(by_method, order, path):
-    """Bars of the mean test accuracy per method (± std, each seed a dot) as a PNG.
+def plot_benchmark(accuracy, order, path):
+    """Two panels as a PNG: the test accuracy per method (mean ± std, each seed a dot) and the
+    paired difference to Single per seed (mean and 95% t-interval).
+
+    Args:
+        accuracy: ``{method: {seed: test accuracy}}``.
+        order: the methods, in plotting order.
+        path: the PNG's path.
 
     Reference: Liu, Davison & Johns (2019), §4 (baselines); docs/maxl.md#baselines.
     """
     plt = reporting.pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, method in enumerate(order):
-        acc = [float(r["test_accuracy"]) for r in by_method[method]]
-        ax.bar(i, np.mean(acc), yerr=np.std(acc, ddof=1) if len(acc) > 1 else 0, capsize=4)
-        ax.scatter([i] * len(acc), acc, color="k", s=10, zorder=3)
-    ax.set_xticks(range(len(order)), order)
-    values = [float(r["test_accuracy"]) for m in order for r in by_method[m]]
-    ax.set_ylim(min(values) - 0.01, max(values) + 0.005)
-    ax.set_ylabel("test accuracy (primary, 4 classes)")
-    ax.set_title("Fashion-MNIST: MAXL and baselines")
+        acc = list(accuracy[method].values())
+        left.bar(i, np.mean(acc), yerr=np.std(acc, ddof=1) if len(acc) > 1 else 0, capsize=4)
+        left.scatter([i] * len(acc), acc, color="k", s=10, zorder=3)
+    left.set_xticks(range(len(order)), order, rotation=20)
+    values = [a for m in order for a in accuracy[m].values()]
+    left.set_ylim(min(values) - 0.01, max(values) + 0.005)
+    left.set_ylabel("test accuracy (primary, 4 classes)")
+    left.set_title("test accuracy (mean ± std over seeds)")
+    others = [m for m in order if m != "single"]
+    if "single" in accuracy and others:
+        for i, method in enumerate(others):
+            seeds = sorted(set(accuracy[method]) & set(accuracy["single"]))
+            points = [(accuracy[method][s] - accuracy["single"][s]) * 100 for s in seeds]
+            mean, low, high, _ = paired_difference(accuracy[method], accuracy["single"])
+            if not np.isnan(low):
+                right.errorbar(
+                    i,
+                    mean * 100,
+                    yerr=[[(mean - low) * 100], [(high - mean) * 100]],
+                    fmt="o",
+                    capsize=5,
+                    color="C0",
+                )
+            right.scatter([i + 0.15] * len(points), points, color="k", s=8, zorder=3)
+        right.axhline(0, color="0.5", lw=0.8)
+        right.set_xticks(range(len(others)), others, rotation=20)
+        right.set_ylabel("points vs Single (same seed)")
+        right.set_title("paired difference to Single (mean, 95% CI)")
+    else:
+        right.axis("off")
+    fig.suptitle("Fashion-MNIST: MAXL and baselines")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

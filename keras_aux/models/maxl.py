@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras_aux import censoring as censoring_lib
 from keras_aux import compat, hierarchy
 from keras_aux.losses.focal import EPSILON, focal_loss
-from keras_aux.metrics import AuxiliaryClassUsage
+from keras_aux.metrics import AuxiliaryClassUsage, AuxiliaryLabelEntropy
 from keras_aux.models import distribution
 
 SCHEDULES = ("epoch", "interleaved")
@@ -30,21 +30,27 @@ SCHEDULES = ("epoch", "interleaved")
 
 class _Trackers:
     """The metrics `compile` creates: one plain object, so Keras does not
-    track them twice (see `MAXL.metrics`)."""
+    track them twice (see `MAXL.metrics`).
 
-    def __init__(self, num_auxiliary, track_cosine):
+    ``usage`` and ``label_entropy`` are the collapse diagnostics: updated by
+    `MAXL.test_step` only, on the labels the generator assigns in inference
+    mode (docs/maxl.md#diagnostics)."""
+
+    def __init__(self, psi, track_cosine):
         self.loss = keras.metrics.Mean(name="loss")
         self.primary_loss = keras.metrics.Mean(name="primary_loss")
         self.auxiliary_loss = keras.metrics.Mean(name="auxiliary_loss")
         self.primary_accuracy = keras.metrics.SparseCategoricalAccuracy(name="primary_accuracy")
         self.entropy = keras.metrics.Mean(name="entropy")
-        self.usage = AuxiliaryClassUsage(num_auxiliary)
+        self.usage = AuxiliaryClassUsage(sum(psi))
+        self.label_entropy = AuxiliaryLabelEntropy(psi)
         # Measured by one stage only: logged only in the epochs that run it
         # (see `MAXL._stage_logs`), never as a zero or a copied value.
         self.primary_loss_after_step = keras.metrics.Mean(name="primary_loss_after_step")
         self.cosine = keras.metrics.Mean(name="gradient_cosine") if track_cosine else None
 
     def training(self):
+        """The trackers the train steps update (the total loss apart)."""
         return [
             m
             for m in (
@@ -54,13 +60,21 @@ class _Trackers:
                 self.entropy,
                 self.primary_loss_after_step,
                 self.cosine,
-                self.usage,
             )
             if m is not None
         ]
 
     def evaluation(self):
-        return [self.primary_loss, self.primary_accuracy]
+        """The trackers `MAXL.test_step` updates (the total loss apart)."""
+        return [self.primary_loss, self.primary_accuracy, self.usage, self.label_entropy]
+
+    def inference_only(self):
+        """The trackers no train step updates (left out of the training logs)."""
+        return [self.usage, self.label_entropy]
+
+    def all(self):
+        """Every tracker but the total loss, each once (reset together by Keras)."""
+        return self.training() + self.inference_only()
 
 
 class AlternatingStages(keras.callbacks.Callback):
@@ -80,8 +94,11 @@ class MAXL(keras.Model):
     """Meta auxiliary learning (MAXL) as a Keras model driven by `fit`.
 
     ``predict``, ``evaluate`` and ``export`` serve the multi-task network's
-    primary output (class probabilities); the label generator is only used in
-    training (see `generate_labels` to inspect what it assigns).
+    primary output (class probabilities). ``evaluate`` (and so the validation
+    pass of ``fit``) also reports the collapse diagnostics of the label
+    generator in inference mode on its data, ``auxiliary_usage`` and
+    ``auxiliary_entropy`` (``val_auxiliary_usage`` ... in ``fit``'s logs;
+    docs/maxl.md#diagnostics); `generate_labels` returns the labels themselves.
 
     Args:
         multitask_network: a Keras model mapping an input batch to the dict
@@ -155,6 +172,7 @@ class MAXL(keras.Model):
         self.track_gradient_cosine = bool(track_gradient_cosine)
         self.stage = 1
         self._trackers = None
+        self._evaluating = False
         self._validate_networks()
         # Both networks are functional models, built by construction.
         self.built = True
@@ -270,7 +288,7 @@ class MAXL(keras.Model):
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.generator_optimizer = generator_optimizer
         with self.distribute_strategy.scope():
-            self._trackers = _Trackers(sum(self.psi), self.track_gradient_cosine)
+            self._trackers = _Trackers(self.psi, self.track_gradient_cosine)
             # Built here, each on its own network only (Keras would build
             # `optimizer` on every trainable variable, θ2 included).
             self.optimizer.build(self.multitask_network.trainable_variables)
@@ -299,7 +317,9 @@ class MAXL(keras.Model):
 
     @property
     def metrics(self):
-        return self._with_own_metrics(self._trackers.training() if self._trackers else None)
+        """Every tracker (Keras resets them at each epoch and each ``evaluate``);
+        each step logs the ones it updates."""
+        return self._with_own_metrics(self._trackers.all() if self._trackers else None)
 
     def _with_own_metrics(self, own):
         """Our total-loss tracker and ``own`` first, then the compiled metrics."""
@@ -578,7 +598,6 @@ class MAXL(keras.Model):
         trackers.auxiliary_loss.update_state(l_aux, sample_weight=batch)
         trackers.primary_accuracy.update_state(y, primary)
         trackers.entropy.update_state(self._entropy(labels)[0] if entropy is None else entropy)
-        trackers.usage.update_state(labels)
         self.compute_metrics(None, y, primary)  # Keras's hook for the compiled metrics
 
     # ------------------------------------------------------------ the steps
@@ -628,29 +647,60 @@ class MAXL(keras.Model):
         return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
 
     def _unmeasured(self):
-        """The trackers the current stage does not update (paper schedule)."""
+        """The trackers the train step does not update: the inference-mode
+        diagnostics (`test_step`'s), and with the paper schedule the other
+        stage's quantity."""
         trackers = self._trackers
-        if trackers is None or self.schedule != "epoch":
+        if trackers is None:
             return []
-        unmeasured = trackers.primary_loss_after_step if self.stage == 1 else trackers.cosine
-        return [] if unmeasured is None else [unmeasured]
+        unmeasured = trackers.inference_only()
+        if self.schedule == "epoch":
+            other = trackers.primary_loss_after_step if self.stage == 1 else trackers.cosine
+            unmeasured += [] if other is None else [other]
+        return unmeasured
 
     def get_metrics_result(self):
-        """Keras's epoch-end results (read across replicas), without what the
-        current stage did not measure: the same keys as the step's logs, so
-        `fit` reports these global values."""
-        unmeasured = {m.name for m in self._unmeasured()}
-        return {k: v for k, v in super().get_metrics_result().items() if k not in unmeasured}
+        """Keras's epoch-end results (read across replicas), of the trackers the
+        running step updates: the same keys as the train step's logs (without
+        what the current stage did not measure), or inside ``evaluate`` as
+        `test_step`'s, so `fit` and ``evaluate`` report these global values."""
+        if self._trackers is None:
+            return super().get_metrics_result()
+        if self._evaluating:
+            return distribution.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
+        skip = {id(m) for m in self._unmeasured()}
+        return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
+
+    def evaluate(self, *args, **kwargs):
+        """`keras.Model.evaluate`: the primary loss and accuracy, compiled
+        metrics, and the inference-mode ``auxiliary_usage`` and
+        ``auxiliary_entropy`` of the generated labels (see `test_step`)."""
+        evaluating, self._evaluating = self._evaluating, True
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._evaluating = evaluating
 
     def test_step(self, data):
-        """Primary focal loss and accuracy (and compiled metrics) of the multi-task network."""
+        """Primary focal loss and accuracy (and compiled metrics) of the multi-task
+        network, and the collapse diagnostics of the labels the generator assigns
+        to these examples in inference mode (``auxiliary_usage``, ``auxiliary_entropy``).
+
+        The diagnostics cost one forward pass of the generator per evaluated
+        batch; under ``fit`` they describe the generator as it is at the end of
+        the epoch (the validation pass), on held-out data.
+        """
         x, y = self._unpack(data)
         primary = self(x, training=False)
         l_pri = distribution.unscale_loss(self._focal(y, primary))
         batch = tf.shape(y)[0]
-        self._trackers.loss.update_state(l_pri, sample_weight=batch)
-        self._trackers.primary_loss.update_state(l_pri, sample_weight=batch)
-        self._trackers.primary_accuracy.update_state(y, primary)
+        trackers = self._trackers
+        trackers.loss.update_state(l_pri, sample_weight=batch)
+        trackers.primary_loss.update_state(l_pri, sample_weight=batch)
+        trackers.primary_accuracy.update_state(y, primary)
+        labels = self._generate(x, y, training=False)
+        trackers.usage.update_state(labels)
+        trackers.label_entropy.update_state(labels)
         self.compute_metrics(x, y, primary)  # Keras's hook for the compiled metrics
         return distribution.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
 

@@ -47,6 +47,46 @@ def build_networks(seed=0, psi=PSI, hidden=6, generator_hidden=None):
     return multitask, generator
 
 
+def batchnorm_generator(psi=PSI, bias=3.0):
+    """A label generator whose BatchNorm makes inference and training differ:
+    a large bias on the first class of every block dominates in inference
+    (moving statistics 0 and 1), and training mode subtracts it (batch mean)."""
+    starts = np.cumsum([0, *psi[:-1]])
+    init = np.zeros(sum(psi), "float32")
+    init[starts] = bias
+    gx = keras.Input((D,), name="image")
+    gy = keras.Input((), dtype="int32", name="primary_label")
+    logits = keras.layers.Dense(
+        sum(psi),
+        kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=5),
+        bias_initializer=keras.initializers.Constant(init),
+    )(gx)
+    logits = keras.layers.BatchNormalization(center=False, scale=False)(logits)
+    return keras.Model(
+        {"image": gx, "primary_label": gy},
+        HierarchicalMaskedSoftmax(psi)([logits, gy]),
+        name="batchnorm_generator",
+    )
+
+
+def numpy_diagnostics(labels, y, psi=PSI):
+    """Usage (share of auxiliary classes that are some row's arg-max) and the
+    normalised entropy of the auxiliary class given the primary class, of
+    the mean label, in plain numpy."""
+    usage = len(np.unique(np.argmax(labels, -1))) / sum(psi)
+    starts = np.cumsum([0, *psi[:-1]])
+    conditional = largest = 0.0
+    for i, (start, size) in enumerate(zip(starts, psi)):
+        rows = labels[y == i][:, start : start + size]
+        share = len(rows) / len(labels)
+        if not len(rows):
+            continue
+        mean = rows.mean(0) / rows.mean(0).sum()
+        conditional += share * -np.sum(mean[mean > 0] * np.log(mean[mean > 0]))
+        largest += share * np.log(size)
+    return {"usage": usage, "entropy": conditional / largest}
+
+
 def make_data(n=48, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, D)).astype(keras.config.floatx())
@@ -188,9 +228,10 @@ class MAXLTest(TestCase):
                     "entropy",
                     "primary_loss_after_step",
                     "gradient_cosine",
-                    "auxiliary_usage",
                     "val_primary_loss",
                     "val_primary_accuracy",
+                    "val_auxiliary_usage",
+                    "val_auxiliary_entropy",
                 ):
                     # The paper schedule measures these in one stage's epochs only.
                     stage_only = schedule == "epoch" and key in (
@@ -201,7 +242,10 @@ class MAXLTest(TestCase):
                     self.assertTrue(np.all(np.isfinite(history[key])), msg=key)
                     self.assertTrue(np.all(np.asarray(history[key]) != 0.0), msg=key)
                 self.assertLess(history["primary_loss"][-1], history["primary_loss"][0])
-                self.assertTrue(0 < history["auxiliary_usage"][-1] <= 1)
+                self.assertTrue(0 < history["val_auxiliary_usage"][-1] <= 1)
+                # Measured in inference mode only: not from the train steps' labels.
+                self.assertNotIn("auxiliary_usage", history)
+                self.assertNotIn("auxiliary_entropy", history)
                 self.assertTrue(-1 <= history["gradient_cosine"][-1] <= 1)
 
     def test_paper_schedule_alternates_whole_epochs(self):
@@ -257,7 +301,15 @@ class MAXLTest(TestCase):
                     multitask, generator = build_networks(4, generator_hidden=4)
                     model = MAXL(multitask, generator, PSI, order=order, schedule=schedule)
                     model.compile(keras.optimizers.SGD(0.2), keras.optimizers.SGD(0.1))
-                history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+                history = model.fit(
+                    x,
+                    y,
+                    batch_size=16,
+                    epochs=2,
+                    shuffle=False,
+                    verbose=0,
+                    validation_data=(x[:24], y[:24]),
+                )
                 results.append((multitask.get_weights() + generator.get_weights(), history.history))
             (w1, h1), (w2, h2) = results
             for a, b in zip(w1, w2):
@@ -267,9 +319,48 @@ class MAXLTest(TestCase):
                 "entropy",
                 "primary_loss_after_step",
                 "gradient_cosine",
-                "auxiliary_usage",
+                "val_primary_accuracy",
+                "val_auxiliary_usage",
+                "val_auxiliary_entropy",
             ):
                 self.assertAllClose(h1[key], h2[key], atol=1e-5, msg=f"{key}, {case}")
+
+    # ----------------------------------------------------- the diagnostics
+    def test_evaluate_reports_the_inference_mode_labels(self):
+        """``auxiliary_usage`` and ``auxiliary_entropy`` are those of
+        `generate_labels` (inference mode), recomputed in numpy, not those of
+        the training-mode labels, which differ here through BatchNorm."""
+        x, y = make_data(48, seed=11)
+        multitask, _ = build_networks(seed=3)
+        generator = batchnorm_generator()
+        model = MAXL(multitask, generator, PSI)
+        model.compile()
+        results = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+        inference = model.generate_labels(x, y)
+        expected = numpy_diagnostics(inference, y)
+        self.assertAllClose(results["auxiliary_usage"], expected["usage"], atol=1e-6)
+        self.assertAllClose(results["auxiliary_entropy"], expected["entropy"], atol=1e-5)
+        # The check has teeth: inference collapses onto the first class of each
+        # block (usage 2/5); training mode normalises the bias away.
+        self.assertAllClose(expected["usage"], 2 / 5)
+        training = generator({"image": x, "primary_label": y}, training=True).numpy()
+        training_mode = numpy_diagnostics(training, y)
+        self.assertAllClose(training_mode["usage"], 1.0)
+        self.assertGreater(training_mode["entropy"], expected["entropy"] + 0.1)
+
+    def test_fit_logs_the_diagnostics_of_the_final_generator_on_validation_data(self):
+        x, y = make_data(48, seed=12)
+        x_val, y_val = make_data(40, seed=13)
+        multitask, _ = build_networks(seed=4)
+        model = MAXL(multitask, batchnorm_generator(), PSI)
+        model.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.5))
+        history = model.fit(
+            x, y, batch_size=16, epochs=4, verbose=0, validation_data=(x_val, y_val)
+        ).history
+        expected = numpy_diagnostics(model.generate_labels(x_val, y_val), y_val)
+        self.assertEqual(len(history["val_auxiliary_usage"]), 4)
+        self.assertAllClose(history["val_auxiliary_usage"][-1], expected["usage"], atol=1e-6)
+        self.assertAllClose(history["val_auxiliary_entropy"][-1], expected["entropy"], atol=1e-5)
 
     # ------------------------------------------------- save, resume, export
     def test_save_load_keeps_both_networks_and_optimizers(self):
