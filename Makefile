@@ -25,6 +25,9 @@ $(STAMP): $(PY) setup.py $(LOCK)
 
 install: $(STAMP)
 
+# Trains the genre LSTM on a synthetic set with λ = 0 and λ = 10 (about a minute on 2 CPU cores),
+# exports the run with the better validation accuracy as a SavedModel that takes raw audio and
+# its sample rate, and classifies five test clips with it (docs/reconstruction.md#serving).
 demo: install
 	$(PY) -m trainers.train_genre --dataset=demo
 

@@ -1,6 +1,6 @@
 """`make demo`'s path end to end: synthetic WAV files → decode → mel → fit with
-λ = 0 and λ > 0 → TensorBoard → raw-waveform SavedModel → reload → classify.
-Run as a subprocess, as `make demo` runs it."""
+λ = 0 and λ > 0 → TensorBoard → the run validation prefers as a raw-waveform SavedModel →
+reload → classify five test clips. Run as a subprocess, as `make demo` runs it."""
 
 import json
 import os
@@ -36,18 +36,32 @@ def test_demo_dataset_end_to_end(tmp_path):
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "| lambda0 | 0 | multitask |" in out and "| lambda2 | 2 | multitask |" in out
-    assert "test accuracy" in out and "SavedModel at" in out
+    assert "test accuracy" in out and "Reloaded SavedModel on test clips:" in out
+    # No Keras warning that looks like a bug, no per-epoch INFO line (issue 12 §3).
+    for noise in ("ran out of data", "shuffle=True", "files kept; after decoding"):
+        assert noise not in result.stderr, noise
+    data_lines = [line for line in out.splitlines() if "files kept; after decoding" in line]
+    assert len(data_lines) == 2  # one data line per run, none per epoch
     assert (data_dir / "README.txt").exists()
     for run in ("lambda0", "lambda2"):
         assert (logdir / run / "best.weights.h5").exists()
         events = [f for _, _, fs in os.walk(logdir / run) for f in fs if f.startswith("events.out")]
         assert events, f"no TensorBoard events for {run}"
+    # The exported run is the one validation prefers, marked in the table; five test clips are
+    # shown with their true labels.
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| lambda")]
+    exported = [row[0].lstrip("| ") for row in rows if "(exported)" in row[3]]
     labels = json.loads((export_dir / "labels.json").read_text())
+    assert exported == [labels["run"]]
+    assert f"Exported {labels['run']}, the run with the best validation accuracy" in out
+    predictions = [line for line in out.splitlines() if ".wav → " in line]
+    assert len(predictions) == 5 and all("right" in p or "true " in p for p in predictions)
     assert labels["sample_rate"] == 16000 and len(labels["class_names"]) == 4
     loaded = tf.saved_model.load(str(export_dir))
-    probs = loaded.serve(tf.constant(np.zeros((1, 12345), "float32"))).numpy()
-    assert probs.shape == (1, 4)
-    np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
+    for rate in (16000, 8000):
+        probs = loaded.serve(tf.constant(np.zeros((1, 12345), "float32")), rate).numpy()
+        assert probs.shape == (1, 4)
+        np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
 
 
 def test_sweep_lambda_writes_table_and_plot(tmp_path):

@@ -1,6 +1,11 @@
 """The networks of the papers keras-aux reproduces."""
 
-from keras_aux.architectures.genre_lstm import compile_genre_lstm, genre_lstm, waveform_classifier
+from keras_aux.architectures.genre_lstm import (
+    compile_genre_lstm,
+    export_waveform_classifier,
+    genre_lstm,
+    waveform_classifier,
+)
 from keras_aux.architectures.maxl_nets import (
     BACKBONES,
     conv4_backbone,
@@ -17,6 +22,7 @@ __all__ = [
     "auxiliary_mlp",
     "compile_genre_lstm",
     "conv4_backbone",
+    "export_waveform_classifier",
     "genre_lstm",
     "label_generator",
     "mlp_backbone",

@@ -103,11 +103,100 @@ def compile_genre_lstm(
 
 
 def waveform_classifier(model, frontend, name="waveform_genre_classifier"):
-    """Serving model: raw mono waveforms ``(batch, samples)`` of any length →
-    genre probabilities, with the log-mel ``frontend`` as its first layer.
+    """In-process classifier of raw waveforms, with the log-mel ``frontend`` as its first layer.
 
-    ``model`` is a trained `genre_lstm`; the returned functional model shares
-    its weights and outputs only the primary (genre) head.
+    Args:
+        model: a trained `genre_lstm`; the returned model shares its weights.
+        frontend: the log-mel layer the model was trained with (e.g.
+            `keras_aux.layers.LogMelSpectrogram`).
+        name: model name.
+
+    Returns:
+        A functional `keras.Model`: mono waveforms ``(batch, samples)`` **at the frontend's
+        sampling rate**, of any length ≥ 1 sample → genre probabilities ``(batch, classes)``
+        (the primary head only). It neither checks nor converts the sample rate: to serve audio
+        from callers, export with `export_waveform_classifier`, whose signature takes the rate.
+
+    Reference: seed 001's classifier on the features of docs/reconstruction.md#pre-processing.
     """
     wave = keras.Input((None,), name="waveform")
     return keras.Model(wave, model(frontend(wave))[PRIMARY], name=name)
+
+
+def export_waveform_classifier(model, frontend, filepath, verbose=False):
+    """Exports the genre classifier of raw audio at any sample rate as a TensorFlow SavedModel.
+
+    The SavedModel has one endpoint, ``serve`` (also the ``serving_default`` signature):
+
+    - inputs: ``waveform``, float32 ``(batch, samples)``: mono audio in [-1, 1], one clip per
+      row (pad shorter clips or serve them one by one); ``sample_rate``, int32 scalar: the rate
+      of ``waveform`` in Hz.
+    - output: float32 ``(batch, classes)`` genre probabilities (the signature's output key is
+      ``output_0``).
+    - Audio at another rate than the frontend's is resampled in the graph with TF ops
+      (`keras_aux.audio.decode.resample`, band-limited FFT resampling).
+    - An empty waveform (0 samples) or a ``sample_rate`` ≤ 0 raises
+      ``tf.errors.InvalidArgumentError`` with a message saying so; nothing is classified. A batch
+      of no clips (``(0, samples)``, ``samples`` > 0) gives ``(0, classes)``.
+
+    Usage::
+
+        loaded = tf.saved_model.load(filepath)
+        probabilities = loaded.serve(tf.constant(waves, tf.float32), tf.constant(8000))
+
+    Args:
+        model: a trained `genre_lstm`.
+        frontend: its log-mel layer; its ``sampling_rate`` attribute is the rate the model was
+            trained at.
+        filepath: the SavedModel directory.
+        verbose: print the exported signature (`keras.export.ExportArchive.write_out`).
+
+    Returns:
+        The in-process `waveform_classifier` that was exported (input at the frontend's rate).
+
+    Reference: seed 001's classifier, served on raw waveforms; docs/reconstruction.md#serving.
+    """
+    import tensorflow as tf  # SavedModel export is TensorFlow-only.
+
+    from keras_aux.audio.decode import resample
+
+    classifier = waveform_classifier(model, frontend)
+    model_rate = int(frontend.sampling_rate)
+
+    def serve(waveform, sample_rate):
+        samples = tf.shape(waveform)[1]
+        checks = [
+            tf.debugging.assert_positive(
+                samples,
+                message="serve: the waveform is empty (0 samples); there is nothing to classify",
+            ),
+            tf.debugging.assert_positive(
+                sample_rate, message="serve: sample_rate must be a positive number of Hz"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            waveform = tf.identity(waveform)
+
+        def resampled():
+            return tf.map_fn(
+                lambda clip: resample(clip, sample_rate, model_rate),
+                waveform,
+                fn_output_signature=tf.TensorSpec([None], tf.float32),
+            )
+
+        as_is = tf.logical_or(tf.equal(sample_rate, model_rate), tf.equal(tf.shape(waveform)[0], 0))
+        waveform = tf.cond(as_is, lambda: tf.identity(waveform), resampled)
+        return classifier(waveform, training=False)
+
+    archive = keras.export.ExportArchive()
+    archive.track(classifier)
+    archive.add_endpoint(
+        "serve",
+        serve,
+        input_signature=[
+            tf.TensorSpec([None, None], tf.float32, name="waveform"),
+            tf.TensorSpec([], tf.int32, name="sample_rate"),
+        ],
+    )
+    archive.write_out(filepath, verbose=verbose)
+    return classifier

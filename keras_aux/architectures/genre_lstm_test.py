@@ -1,14 +1,71 @@
-"""The genre LSTM: structure of docs/reconstruction.md#network, fit with λ, serialization, raw-waveform export."""
+"""The genre LSTM: structure of docs/reconstruction.md#network, fit with λ, serialization,
+raw-waveform export and its serving signature (docs/reconstruction.md#serving)."""
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_aux.architectures import compile_genre_lstm, genre_lstm, waveform_classifier
+from keras_aux.architectures import (
+    compile_genre_lstm,
+    export_waveform_classifier,
+    genre_lstm,
+    waveform_classifier,
+)
 from keras_aux.layers import LogMelSpectrogram
 from keras_aux.testing import TestCase
+
+# Loads an exported classifier as a user would (a fresh process, TensorFlow only) and reports
+# its signature and its answers to the same audio at 16 kHz and 8 kHz, and to bad inputs.
+SERVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    path, clip16, clip8 = sys.argv[1:]
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["serving_default"]
+    inputs = signature.structured_input_signature[1]
+    out = {
+        "inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in inputs.items()},
+        "outputs": {
+            k: [v.dtype.name, v.shape.as_list()] for k, v in signature.structured_outputs.items()
+        },
+    }
+    wave16, wave8 = np.load(clip16), np.load(clip8)
+    out["p16"] = loaded.serve(tf.constant(wave16), tf.constant(16000)).numpy().tolist()
+    out["p8"] = loaded.serve(tf.constant(wave8), tf.constant(8000)).numpy().tolist()
+    out["p8_said_16k"] = loaded.serve(tf.constant(wave8), tf.constant(16000)).numpy().tolist()
+    out["p16_signature"] = signature(
+        waveform=tf.constant(wave16), sample_rate=tf.constant(16000)
+    )["output_0"].numpy().tolist()
+    out["no_clips"] = list(loaded.serve(tf.zeros([0, 100]), tf.constant(8000)).shape)
+    for name, wave, rate in [("empty", np.zeros((1, 0), "float32"), 16000),
+                             ("zero_rate", wave16, 0)]:
+        try:
+            loaded.serve(tf.constant(wave), tf.constant(rate))
+            out[name] = None
+        except tf.errors.InvalidArgumentError as error:
+            out[name] = error.message
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def band_limited_clip(rate, seconds=1.3):
+    """The same audio sampled at ``rate``: chirping tones below 3 kHz under an envelope."""
+    t = np.arange(int(round(rate * seconds))) / rate
+    wave = sum(
+        a * np.sin(2 * np.pi * (f * t + 40 * t**2) + phase)
+        for a, f, phase in [(0.2, 123.4, 0.3), (0.1, 456.7, 1.1), (0.08, 1234.5, 2.0)]
+    )
+    return (wave * (0.6 + 0.4 * np.sin(2 * np.pi * 2.3 * t))).astype("float32")[None]
 
 
 def small_data(n=16, frames=20, bins=16, classes=3, seed=0):
@@ -77,6 +134,48 @@ class GenreLSTMTest(TestCase):
             features = np.asarray(frontend(wave))
             self.assertAllClose(served, model.predict(features, verbose=0)["genre"], atol=1e-5)
             self.assertAllClose(served.sum(axis=1), np.ones(2), atol=1e-5)
+
+    def test_exported_signature_takes_the_sample_rate_in_a_fresh_process(self):
+        keras.utils.set_random_seed(0)
+        model = genre_lstm(3, num_mel_bins=32, lstm_units=4, dense_units=8)
+        # Spread the logits so that a change of the features shows in the probabilities.
+        head = model.get_layer("genre")
+        head.kernel.assign(head.kernel * 3.0)
+        frontend = LogMelSpectrogram(num_mel_bins=32)
+        path = os.path.join(self.get_temp_dir(), "serving")
+        serving = export_waveform_classifier(model, frontend, path)
+        clip16, clip8 = (os.path.join(self.get_temp_dir(), f"clip{k}.npy") for k in (16, 8))
+        np.save(clip16, band_limited_clip(16000))
+        np.save(clip8, band_limited_clip(8000))
+        done = subprocess.run(
+            [sys.executable, "-c", SERVE_SCRIPT, path, clip16, clip8],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        self.assertEqual(done.returncode, 0, done.stderr[-3000:])
+        line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")][-1]
+        out = json.loads(line[len("RESULT ") :])
+
+        # The documented signature: serve(waveform, sample_rate) → probabilities.
+        self.assertEqual(
+            out["inputs"], {"waveform": ["float32", [None, None]], "sample_rate": ["int32", []]}
+        )
+        self.assertEqual(out["outputs"], {"output_0": ["float32", [None, 3]]})
+        # 16 kHz: what the in-process model gives, by either endpoint.
+        p16 = np.array(out["p16"])
+        self.assertAllClose(p16, serving.predict_on_batch(band_limited_clip(16000)), atol=1e-5)
+        self.assertAllClose(out["p16_signature"], p16, atol=1e-6)
+        # 8 kHz: resampled in the graph, ≈ the prediction of the same audio at 16 kHz; read as
+        # if it were 16 kHz (the old behaviour), it would be far off.
+        p8, p8_wrong = np.array(out["p8"]), np.array(out["p8_said_16k"])
+        self.assertLess(np.abs(p8 - p16).max(), 0.02)
+        self.assertGreater(np.abs(p8_wrong - p16).max(), 0.1)
+        self.assertEqual(out["no_clips"], [0, 3])
+        # Bad inputs: clear errors, not a classification.
+        self.assertIn("the waveform is empty (0 samples)", out["empty"])
+        self.assertIn("sample_rate must be a positive", out["zero_rate"])
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "num_classes"):

@@ -3,14 +3,15 @@
 files → tf.data (decode, mono at ``sample_rate``, fixed duration, log-mel, ``crop_frames``-frame
 training crops) → `keras_aux.architectures.genre_lstm` (an `AuxiliaryModel`: λ is the
 reconstruction loss weight, the censoring modes apply) → Adam ``learning_rate`` × ``lr_decay``
-per epoch → best validation accuracy checkpoint → test report → SavedModel that takes raw mono
-waveforms at the training sample rate (any length) and returns genre probabilities.
+per epoch → best validation accuracy checkpoint → test report → SavedModel of the run validation
+prefers, which takes raw mono waveforms at any sample rate (``serve(waveform, sample_rate)``,
+resampled in the graph) and returns genre probabilities.
 
 Datasets (`GenreConfig.dataset`): ``fma_small`` (``data_dir`` holding ``fma_small/`` and
 ``fma_metadata/``), ``gtzan``, ``fsdd`` (digits, official test split), ``folder`` (one sub-folder
 per class), and ``demo``: a small synthetic music set written to ``data_dir`` (default
 ``data/synthetic_music``), trained with λ = 0 and with ``reconstruction_weight``, so that the
-whole path runs offline in a few minutes.
+whole path runs offline in about a minute.
 
 Used by ``trainers/train_genre.py`` (`run`, `export`), ``trainers/sweep_lambda.py`` (`sweep`) and
 ``trainers/tune.py`` (`load_splits`, `make_pipelines`).
@@ -21,6 +22,7 @@ Reference: seed 001 ("reconstruction auxiliary loss": λ swept over
 
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -28,10 +30,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_aux.architectures import compile_genre_lstm, genre_lstm, waveform_classifier
+from keras_aux.architectures import compile_genre_lstm, export_waveform_classifier, genre_lstm
 from keras_aux.audio import datasets, synthetic_music
 from keras_aux.audio.decode import load_waveform
-from keras_aux.audio.pipeline import AudioPipelineReport, audio_pipeline
+from keras_aux.audio.pipeline import audio_pipeline
 from keras_aux.censoring import MODES as CENSORING_MODES
 from keras_aux.experiments import reporting
 from keras_aux.experiments.options import option
@@ -39,11 +41,12 @@ from keras_aux.layers import LogMelSpectrogram
 
 DATASETS = ("fma_small", "gtzan", "fsdd", "folder", "demo")
 DEMO_DIR = os.path.join("data", "synthetic_music")
-DEFAULTS = {  # dataset: (epochs, duration s, crop frames)
-    "demo": (12, 4.0, 64),
-    "fsdd": (60, 1.0, 16),
+DEFAULTS = {  # dataset: (epochs, duration s, crop frames, learning rate)
+    # The demo's 8 epochs are 16 Adam steps: the reference's 1e-4 would barely move the model.
+    "demo": (8, 4.0, 64, 1e-3),
+    "fsdd": (60, 1.0, 16, 1e-4),
 }
-OTHER_DEFAULTS = (256, 30.0, 512)  # every other dataset: the reference's settings
+OTHER_DEFAULTS = (256, 30.0, 512, 1e-4)  # every other dataset: the reference's settings
 SWEEP_LAMBDAS = (0.0, 0.01, 0.1, 1.0, 2.0, 5.0, 10.0, 100.0)  # seed 001's λ list
 
 
@@ -54,9 +57,9 @@ class GenreConfig:
     ``trainers/tune.py``).
 
     Each field's help line (`keras_aux.experiments.options.option`) documents it. ``epochs``,
-    ``duration`` and ``crop_frames`` default to None: the dataset's own values
-    (`with_dataset_defaults`: 12 epochs, 4 s, 64 frames for ``demo``; 60, 1 s, 16 for ``fsdd``;
-    the reference's 256, 30 s, 512 otherwise).
+    ``duration``, ``crop_frames`` and ``learning_rate`` default to None: the dataset's own values
+    (`with_dataset_defaults`: 8 epochs, 4 s, 64 frames, 1e-3 for ``demo``; 60, 1 s, 16, 1e-4 for
+    ``fsdd``; the reference's 256, 30 s, 512, 1e-4 otherwise).
 
     Reference: seed 001's genre classifier and its training; docs/reconstruction.md.
     """
@@ -70,9 +73,11 @@ class GenreConfig:
         "multitask", "How the reconstruction gradient is censored.", choices=CENSORING_MODES
     )
     ema_alpha: float = option(1.0, "Moving-average constant of the primary gradient (1: none).")
-    epochs: int | None = option(None, "Epochs (default: 256, or 12 for demo).")
+    epochs: int | None = option(None, "Epochs (default: 256, or 8 for demo, 60 for fsdd).")
     batch_size: int = option(32, "Batch size.")
-    learning_rate: float = option(1e-4, "Adam learning rate (× lr_decay after every epoch).")
+    learning_rate: float | None = option(
+        None, "Adam learning rate, × lr_decay after every epoch (default: 1e-4, or 1e-3 for demo)."
+    )
     lr_decay: float = option(0.97, "Learning-rate factor per epoch.")
     duration: float | None = option(
         None, "Seconds per clip (default: 30, or 4 for demo, 1 for fsdd)."
@@ -93,14 +98,15 @@ class GenreConfig:
     seed: int = option(1337, "Random seed (splits, shuffling, weights).")
 
     def with_dataset_defaults(self):
-        """A copy whose unset ``epochs``, ``duration`` and ``crop_frames`` hold the dataset's
-        defaults (`DEFAULTS`, else `OTHER_DEFAULTS`)."""
-        epochs, duration, crop = DEFAULTS.get(self.dataset, OTHER_DEFAULTS)
+        """A copy whose unset ``epochs``, ``duration``, ``crop_frames`` and ``learning_rate``
+        hold the dataset's defaults (`DEFAULTS`, else `OTHER_DEFAULTS`)."""
+        epochs, duration, crop, learning_rate = DEFAULTS.get(self.dataset, OTHER_DEFAULTS)
         return dataclasses.replace(
             self,
             epochs=self.epochs or epochs,
             duration=self.duration or duration,
             crop_frames=self.crop_frames or crop,
+            learning_rate=self.learning_rate or learning_rate,
         )
 
     @property
@@ -196,6 +202,78 @@ def make_pipelines(splits, config, frontend):
     return pipelines
 
 
+class _SkippedClipsReport(keras.callbacks.Callback):
+    """Prints the training pipeline's bad-file summary after the first epoch, and only when a
+    file was skipped (at the header scan or after decoding); the run's last line repeats it."""
+
+    def __init__(self, pipeline, print_fn):
+        super().__init__()
+        self.pipeline = pipeline
+        self.print_fn = print_fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = (
+            len(self.pipeline.scan.skipped)
+            + int(self.pipeline.silent_skipped.numpy())
+            + int(self.pipeline.unreadable_skipped.numpy())
+        )
+        if epoch == 0 and skipped:
+            self.print_fn(f"[train] {self.pipeline.summary()}")
+
+
+def fit_datasets(train, validation, batch_size):
+    """The datasets `train_one` gives ``fit``, with the number of batches Keras needs to know.
+
+    The pipelines drop undecodable and silent clips with ``filter``, so tf.data cannot know how
+    many batches they hold, and Keras would warn "Your input ran out of data" at the end of the
+    first epoch. Here the training batches repeat and an epoch is ``ceil(files / batch_size)``
+    steps (one pass over the files that passed the header scan); the validation batches are
+    counted once (a pass that also fills a ``cache_dir`` cache) and asserted.
+
+    Args:
+        train: the training `AudioPipeline` (already shuffled every pass).
+        validation: the validation `AudioPipeline`.
+        batch_size: the pipelines' batch size.
+
+    Returns:
+        ``(train dataset, steps per epoch, validation dataset)``.
+
+    Reference: seed 001's training (one pass over the training set per epoch, validation every
+    epoch); docs/reconstruction.md.
+    """
+    steps = max(1, math.ceil(train.num_files / batch_size))
+    batches = int(validation.dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    if batches == 0:
+        raise ValueError(f"No usable validation clip: {validation.summary()}.")
+    validation_ds = validation.dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return train.dataset.repeat(), steps, validation_ds
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """What `train_one` returns.
+
+    Attributes:
+        model: the trained `genre_lstm`, holding the weights of the best validation accuracy.
+        frontend: its log-mel layer.
+        validation_accuracy: the best validation accuracy (that of the weights held).
+        validation_loss: the validation genre loss of the same epoch (breaks ties in `run`).
+        test_accuracy: the accuracy of those weights on the test split.
+        report: the test report (`test_report`).
+        seconds: the training time.
+
+    Reference: seed 001's training and model selection; docs/reconstruction.md.
+    """
+
+    model: keras.Model
+    frontend: keras.layers.Layer
+    validation_accuracy: float
+    validation_loss: float
+    test_accuracy: float
+    report: str
+    seconds: float
+
+
 def train_one(name, lam, splits, config, log=print, pipeline_log=print):
     """One training run with reconstruction weight ``lam``, logged under ``config.logdir/name``.
 
@@ -205,11 +283,11 @@ def train_one(name, lam, splits, config, log=print, pipeline_log=print):
         splits: ``{split: AudioFileList}`` (`load_splits`).
         config: a `GenreConfig`.
         log: prints the data summary line.
-        pipeline_log: prints the pipeline's bad-file report after every epoch.
+        pipeline_log: prints the training pipeline's bad-file report after the first epoch when
+            a file was skipped.
 
     Returns:
-        ``(model, frontend, test accuracy, report text, seconds)``: the model holds the weights
-        of the best validation accuracy.
+        A `TrainedRun`: the model holds the weights of the best validation accuracy.
 
     Reference: seed 001's training (Adam, learning-rate decay per epoch, best validation
     checkpoint); docs/reconstruction.md.
@@ -221,6 +299,7 @@ def train_one(name, lam, splits, config, log=print, pipeline_log=print):
 
     pipelines = make_pipelines(splits, config, frontend)
     train, validation, test = pipelines["train"], pipelines["validation"], pipelines["test"]
+    train_ds, steps, validation_ds = fit_datasets(train, validation, config.batch_size)
     model = genre_lstm(len(class_names), lstm_units=config.lstm_units)
     compile_genre_lstm(
         model,
@@ -233,10 +312,12 @@ def train_one(name, lam, splits, config, log=print, pipeline_log=print):
     checkpoint = os.path.join(run_dir, "best.weights.h5")
     lr0, decay = config.learning_rate, config.lr_decay
     start = time.perf_counter()
-    model.fit(
-        train.dataset,
-        validation_data=validation.dataset,
+    history = model.fit(
+        train_ds,
+        steps_per_epoch=steps,
+        validation_data=validation_ds,
         epochs=config.epochs,
+        shuffle=False,  # the pipeline shuffles its files every pass
         verbose=2,
         callbacks=[
             keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr0 * decay**epoch),
@@ -248,14 +329,24 @@ def train_one(name, lam, splits, config, log=print, pipeline_log=print):
                 save_weights_only=True,
             ),
             keras.callbacks.TensorBoard(run_dir),
-            AudioPipelineReport({"train": train}, print_fn=pipeline_log),
+            _SkippedClipsReport(train, pipeline_log),
         ],
-    )
+    ).history
     seconds = time.perf_counter() - start
     model.load_weights(checkpoint)
+    # The checkpointed epoch: the first with the best validation accuracy.
+    best = int(np.argmax(history["val_genre_accuracy"]))
     accuracy, report = test_report(model, test, class_names)
     log(f"[{name}] data: train {train.summary()} | test {test.summary()}")
-    return model, frontend, accuracy, report, seconds
+    return TrainedRun(
+        model,
+        frontend,
+        float(history["val_genre_accuracy"][best]),
+        float(history["val_genre_loss"][best]),
+        accuracy,
+        report,
+        seconds,
+    )
 
 
 @dataclasses.dataclass
@@ -265,18 +356,40 @@ class GenreResult:
     Attributes:
         splits: ``{split: AudioFileList}``.
         class_names: the genres, in label order.
-        results: one dict per run: ``run``, ``lambda``, ``censoring``, ``test_accuracy``.
-        model: the last run's trained `genre_lstm`.
+        results: one dict per run: ``run``, ``lambda``, ``censoring``, ``validation_accuracy``,
+            ``validation_loss``, ``test_accuracy``.
+        selected: the name of the run validation prefers (`select_run`).
+        model: that run's trained `genre_lstm`.
         frontend: its log-mel layer.
 
-    Reference: seed 001 (reconstruction auxiliary loss); docs/reconstruction.md.
+    Reference: seed 001 (reconstruction auxiliary loss, model selection on validation);
+    docs/reconstruction.md.
     """
 
     splits: dict
     class_names: list
     results: list
+    selected: str
     model: keras.Model
     frontend: keras.layers.Layer
+
+
+def select_run(results):
+    """The run validation prefers: the highest ``validation_accuracy``, ties broken by the lower
+    ``validation_loss``, then by order (the first run). Test accuracy plays no part.
+
+    Args:
+        results: `GenreResult.results`.
+
+    Returns:
+        The index of the selected run in ``results``.
+
+    Reference: seed 001 (model selection on the validation split); docs/reconstruction.md.
+    """
+    return min(
+        range(len(results)),
+        key=lambda i: (-results[i]["validation_accuracy"], results[i]["validation_loss"], i),
+    )
 
 
 def runs(config):
@@ -292,12 +405,13 @@ def runs(config):
 
 
 def run(config, log=print, pipeline_log=print):
-    """The genre experiment: loads the splits and trains every run of `runs`.
+    """The genre experiment: loads the splits, trains every run of `runs` and selects the one
+    validation prefers (`select_run`).
 
     Args:
         config: a `GenreConfig`.
         log: prints the dataset summary and each run's test report.
-        pipeline_log: prints the pipelines' bad-file reports (every epoch).
+        pipeline_log: prints the training pipeline's bad-file report (`train_one`).
 
     Returns:
         A `GenreResult`.
@@ -311,67 +425,121 @@ def run(config, log=print, pipeline_log=print):
         + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
         + f" clips; classes {class_names}"
     )
-    results = []
+    results, trained = [], []
     for name, weight in runs(config):
-        model, frontend, accuracy, report, seconds = train_one(
-            name, weight, splits, config, log=log, pipeline_log=pipeline_log
-        )
+        trained_run = train_one(name, weight, splits, config, log=log, pipeline_log=pipeline_log)
         log(
-            f"\n== {name} (λ={weight:g}, censoring={config.censoring}) trained in {seconds:.0f} s\n{report}"
+            f"\n== {name} (λ={weight:g}, censoring={config.censoring}) trained in "
+            f"{trained_run.seconds:.0f} s; best validation accuracy "
+            f"{trained_run.validation_accuracy:.4f}\n{trained_run.report}"
         )
+        trained.append(trained_run)
         results.append(
             {
                 "run": name,
                 "lambda": weight,
                 "censoring": config.censoring,
-                "test_accuracy": accuracy,
+                "validation_accuracy": trained_run.validation_accuracy,
+                "validation_loss": trained_run.validation_loss,
+                "test_accuracy": trained_run.test_accuracy,
             }
         )
-    return GenreResult(splits, class_names, results, model, frontend)
+    best = select_run(results)
+    return GenreResult(
+        splits,
+        class_names,
+        results,
+        results[best]["run"],
+        trained[best].model,
+        trained[best].frontend,
+    )
 
 
-def export(result, config):
-    """Exports the raw-waveform classifier of ``result``'s model as a SavedModel with
-    ``labels.json`` beside it, reloads it and classifies the first test clip.
+def showcase_clips(split, count=5):
+    """Indices of ``count`` clips of a split for a demonstration, taken in turn from each class
+    (the first clip of every class, then the second...), so that every class shows.
+
+    Args:
+        split: an `AudioFileList`.
+        count: how many clips (fewer if the split is smaller).
+
+    Reference: the demonstration of seed 001's classifier; docs/reconstruction.md.
+    """
+    by_class = {}
+    for i, label in enumerate(split.labels):
+        by_class.setdefault(int(label), []).append(i)
+    queues = [by_class[k] for k in sorted(by_class)]
+    order = [q[j] for j in range(max(map(len, queues), default=0)) for q in queues if j < len(q)]
+    return order[:count]
+
+
+def export(result, config, num_examples=5):
+    """Exports the raw-waveform classifier of the run validation prefers (``result.model``) as a
+    SavedModel with ``labels.json`` beside it, reloads it and classifies a few test clips.
+
+    The SavedModel's ``serve(waveform, sample_rate)`` is that of
+    `keras_aux.architectures.export_waveform_classifier`: float32 ``(batch, samples)`` mono audio
+    and its int32 rate in Hz (resampled to ``config.sample_rate`` in the graph) → genre
+    probabilities; an empty waveform raises ``InvalidArgumentError``. ``labels.json`` holds
+    ``class_names`` (in output order), ``sample_rate`` (the model's rate) and ``run`` (the
+    exported run).
 
     Args:
         result: a `GenreResult` (`run`).
         config: its `GenreConfig`; ``export_dir`` defaults to ``saved_models/genre_<dataset>``.
+        num_examples: test clips to classify (`showcase_clips`).
 
     Returns:
-        ``(export_dir, clip path, class probabilities of the clip)``.
+        ``(export_dir, examples)``: ``examples`` is a list of ``(clip path, true label, class
+        probabilities)`` from the reloaded SavedModel.
 
     Raises:
         RuntimeError: the reloaded SavedModel disagrees with the Keras model (> 1e-4).
 
-    Reference: seed 001's classifier, served on raw waveforms; docs/reconstruction.md.
+    Reference: seed 001's classifier, served on raw waveforms; docs/reconstruction.md#serving.
     """
     export_dir = config.export_dir or os.path.join("saved_models", f"genre_{config.dataset}")
-    serving = waveform_classifier(result.model, result.frontend)
-    serving.export(export_dir, verbose=False)
+    serving = export_waveform_classifier(result.model, result.frontend, export_dir)
     with open(os.path.join(export_dir, "labels.json"), "w", encoding="utf-8") as f:
-        json.dump({"class_names": result.class_names, "sample_rate": config.sample_rate}, f)
+        json.dump(
+            {
+                "class_names": result.class_names,
+                "sample_rate": config.sample_rate,
+                "run": result.selected,
+            },
+            f,
+        )
 
-    # Reload and classify one test clip from its raw waveform.
+    # Reload and classify a few test clips from their raw waveforms, as a user would.
     loaded = tf.saved_model.load(export_dir)
-    clip = result.splits["test"].paths[0]
-    wave = load_waveform(clip, config.sample_rate)[None]
-    probabilities = loaded.serve(tf.constant(wave)).numpy()[0]
-    expected = serving.predict(wave, verbose=0)[0]
-    if np.max(np.abs(probabilities - expected)) > 1e-4:
-        raise RuntimeError("The exported SavedModel disagrees with the Keras model.")
-    return export_dir, clip, probabilities
+    test = result.splits["test"]
+    examples = []
+    for i in showcase_clips(test, num_examples):
+        wave = load_waveform(test.paths[i], config.sample_rate)[None]
+        probabilities = loaded.serve(tf.constant(wave), tf.constant(config.sample_rate, tf.int32))
+        probabilities = probabilities.numpy()[0]
+        expected = serving.predict_on_batch(wave)[0]
+        if np.max(np.abs(probabilities - expected)) > 1e-4:
+            raise RuntimeError("The exported SavedModel disagrees with the Keras model.")
+        examples.append((test.paths[i], int(test.labels[i]), probabilities))
+    return export_dir, examples
 
 
-def results_table(results):
-    """The markdown table of `GenreResult.results` (run, λ, censoring, test accuracy).
+def results_table(results, selected=None):
+    """The markdown table of `GenreResult.results` (run, λ, censoring, validation and test
+    accuracy); the ``selected`` run (the exported one) is marked.
 
     Reference: seed 001 (test accuracy per λ); docs/reconstruction.md.
     """
-    lines = ["| run | λ | censoring | test accuracy |", "|---|---|---|---|"]
+    lines = [
+        "| run | λ | censoring | validation accuracy | test accuracy |",
+        "|---|---|---|---|---|",
+    ]
     for r in results:
+        mark = " (exported)" if r["run"] == selected else ""
         lines.append(
-            f"| {r['run']} | {r['lambda']:g} | {r['censoring']} | {r['test_accuracy']:.4f} |"
+            f"| {r['run']} | {r['lambda']:g} | {r['censoring']} | "
+            f"{r['validation_accuracy']:.4f}{mark} | {r['test_accuracy']:.4f} |"
         )
     return "\n".join(lines)
 
@@ -411,11 +579,11 @@ def sweep(config, log=print, pipeline_log=print):
     splits = load_splits(genre.dataset, genre.data_dir, genre.seed)
     rows = []
     for lam in config.lambdas:
-        _, _, accuracy, report, seconds = train_one(
+        trained = train_one(
             f"lambda{lam:g}", lam, splits, genre, log=log, pipeline_log=pipeline_log
         )
-        log(f"\n== λ={lam:g}: {report.splitlines()[0]} ({seconds:.0f} s)")
-        rows.append((lam, accuracy, seconds))
+        log(f"\n== λ={lam:g}: {trained.report.splitlines()[0]} ({trained.seconds:.0f} s)")
+        rows.append((lam, trained.test_accuracy, trained.seconds))
     return rows
 
 
