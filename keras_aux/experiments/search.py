@@ -116,6 +116,7 @@ def synthetic_search(situation, seed, epochs):
         "validation_data": data.primary("val"),
         "epochs": epochs,
         "callbacks": [stop],
+        "shuffle": False,  # the datasets shuffle themselves, seeded
     }
     return hypermodel, primary_objective("primary", "loss"), fit_kwargs
 
@@ -143,10 +144,16 @@ def genre_search(config, epochs):
         optimizer=lambda: keras.optimizers.Adam(config.learning_rate),
         metrics={"genre": ["accuracy"]},
     )
+    # Known steps per epoch and no `shuffle` (the pipeline shuffles): see `fit_datasets`.
+    train, steps, validation = genre_experiment.fit_datasets(
+        pipelines["train"], pipelines["validation"], config.batch_size
+    )
     fit_kwargs = {
-        "x": pipelines["train"].dataset,
-        "validation_data": pipelines["validation"].dataset,
+        "x": train,
+        "steps_per_epoch": steps,
+        "validation_data": validation,
         "epochs": epochs,
+        "shuffle": False,
     }
     return hypermodel, primary_objective("genre", "accuracy"), fit_kwargs
 
