@@ -8,6 +8,8 @@ imports another):
   (seed 001; docs/reconstruction.md).
 - `keras_aux.experiments.maxl`: MAXL and its baselines on image data, and the Fashion-MNIST
   benchmark (Liu, Davison & Johns 2019; docs/maxl.md).
+- `keras_aux.experiments.reconstruction`: the reconstruction loss on FSDD spoken digits, each run
+  to its validation plateau, paired against λ = 0 (seed 001; docs/reconstruction.md).
 - `keras_aux.experiments.synthetic`: the synthetic censoring experiment (Lemaire 2018;
   Du et al. 2018; docs/censoring.md#synthetic-experiment).
 - `keras_aux.experiments.toy`: the unit-circle toy of gradient censoring (Lemaire 2018;
