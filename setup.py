@@ -32,7 +32,7 @@ EXTRAS = {
     # The CUDA build with its CUDA and cuDNN wheels (BUILD.md, "Running on a GPU").
     "gpu": [f"tensorflow[and-cuda]{TENSORFLOW}"],
     # Reading audio files (keras_aux.audio.decode, synthetic_music, tfds_builders).
-    "audio": ["soundfile>=0.12.1"],
+    "audio": ["soundfile>=0.12.1", "soxr>=1.1"],
     # keras_aux.audio.tfds_builders; tfds imports importlib_resources lazily without requiring it.
     "tfds": ["tensorflow-datasets>=4.9.4", "importlib_resources>=6.0"],
     # keras_aux.tuning; scipy and scikit-learn are what BayesianOptimization needs.

@@ -1,10 +1,16 @@
 """tf.data pipelines: audio files + labels → batches of log-mel features.
 
 file list → header scan (skip + count bad files) → shuffle (training) →
-parallel decode (AUTOTUNE) → mono → resample → crop / zero-pad to a fixed
-duration → drop silent clips (counted) → log-mel (optional; else raw
-waveforms for a model whose first layer is the front end) → optional disk
-cache → random crop of ``crop_frames`` frames (training) → batch → prefetch.
+decode → mono → resample → crop / zero-pad to a fixed duration → drop silent
+or undecodable clips (counted) → log-mel (optional; else raw waveforms for a
+model whose first layer is the front end) → optional disk cache → random crop
+of ``crop_frames`` frames (training) → batch → prefetch.
+
+Decoding, resampling, cropping and, for ``LogMelSpectrogram``, the log-mel
+itself run in one NumPy function (``tf.numpy_function``), one call per CPU
+core in parallel: libsndfile, libsoxr and the FFTs release the GIL. Every
+format goes through libsndfile, so a damaged file (cut short, bad header)
+is one more counted skip, never an error that stops a run.
 
 Reference: seed 001's pre-processing and training crops (docs/reconstruction.md#pre-processing).
 """
@@ -62,6 +68,7 @@ def audio_pipeline(
     drop_remainder=False,
     frontend_batch_size=8,
     shuffle_buffer=1024,
+    num_parallel_calls=None,
 ):
     """Builds the pipeline (see the module docstring).
 
@@ -81,13 +88,19 @@ def audio_pipeline(
         batch_size: batch size.
         cache_dir: directory for a disk cache of the decoded features (the
             random frame crop stays after the cache).
-        strict: raise ``AudioFileError`` on the first bad file instead of
-            skipping and counting it.
+        strict: raise on the first bad file instead of skipping and counting
+            it: ``AudioFileError`` for a file the header scan rejects; for a
+            file found damaged or silent while decoding, the dataset's iterator
+            raises ``tf.errors.InvalidArgumentError`` whose message holds
+            ``AudioFileError: <path>: <reason>``.
         seed: seed of the shuffle, offsets and crops.
         drop_remainder: drop the last incomplete batch.
-        frontend_batch_size: clips per front-end call.
+        frontend_batch_size: clips per front-end call, for a front end without a
+            NumPy twin (``LogMelSpectrogram`` computes each clip's features in
+            the decoding function with ``numpy_call``).
         shuffle_buffer: examples in the shuffle buffer after a cache (without
             a cache the whole file list is shuffled before decoding).
+        num_parallel_calls: files decoded at once; None: one per CPU core.
 
     Returns:
         An ``AudioPipeline``.
@@ -114,50 +127,57 @@ def audio_pipeline(
     silent = tf.Variable(0, dtype=tf.int64, trainable=False, name="silent_skipped")
     unreadable = tf.Variable(0, dtype=tf.int64, trainable=False, name="unreadable_skipped")
 
-    ds = tf.data.Dataset.from_tensor_slices(
-        (
-            [info.path for info in scan.kept],
-            [info.graph_decodable for info in scan.kept],
-            kept_labels,
-        )
-    )
+    ds = tf.data.Dataset.from_tensor_slices(([info.path for info in scan.kept], kept_labels))
     if training and cache_dir is None:
         # Shuffling file names is free; with a cache the order must change
         # after it (below), or every epoch would replay the first one's.
         ds = ds.shuffle(len(scan.kept), seed=seed, reshuffle_each_iteration=True)
 
-    def decode(path, graph_decodable, label):
-        audio, rate, status = audio_lib.decode_audio(path, graph_decodable)
-        mono = audio_lib.to_mono(audio)
-        usable = tf.logical_and(tf.equal(status, audio_lib.OK), tf.size(mono) > 0)
-        wave = tf.cond(
-            usable,
-            lambda: audio_lib.resample(mono, rate, sample_rate),
-            lambda: tf.zeros([1], tf.float32),
+    # A front end with a NumPy twin (`LogMelSpectrogram.numpy_call`) runs inside the decoding
+    # function, so a clip goes from file to features in one parallel NumPy call.
+    numpy_frontend = _numpy_frontend(frontend)
+    if numpy_frontend is not None:
+        out_shape = list(frontend.compute_output_shape((num_samples,)))
+    else:
+        out_shape = [num_samples]
+
+    def numpy_decode(path, position):
+        # Strict mode raises AudioFileError naming the file; tf.data re-raises it as
+        # InvalidArgumentError whose message holds "AudioFileError: <path>: <reason>".
+        wave, status = audio_lib.decode_clip(
+            path, sample_rate, num_samples, position, strict=strict
         )
-        wave = audio_lib.fix_duration(wave, num_samples, random_offset=training, seed=seed)
-        status = tf.where(
-            usable,
-            tf.where(audio_lib.is_silent(wave), audio_lib.SILENT, audio_lib.OK),
-            audio_lib.UNREADABLE,
+        if numpy_frontend is None:
+            return wave, status
+        if status != audio_lib.OK:
+            return np.zeros(out_shape, np.float32), status
+        features = numpy_frontend(wave).astype(np.float32, copy=False)
+        if not np.all(np.isfinite(features)):  # e.g. a float file holding 1e30s
+            if strict:
+                raise audio_lib.AudioFileError(f"{path.decode()}: non-finite features")
+            return np.zeros(out_shape, np.float32), np.int32(audio_lib.UNREADABLE)
+        return features, status
+
+    def decode(path, label):
+        # The random window position is drawn by a seeded TF op, the crop done in NumPy.
+        position = tf.random.uniform([], seed=seed) if training else tf.constant(-1.0, tf.float32)
+        wave, status = tf.numpy_function(
+            numpy_decode, [path, position], (tf.float32, tf.int32), stateful=False
         )
-        if strict:
-            check = tf.debugging.Assert(
-                tf.equal(status, audio_lib.OK),
-                ["Bad audio clip (silent or undecodable, strict mode):", path],
-            )
-            with tf.control_dependencies([check]):
-                wave = tf.identity(wave)
-        return wave, label, status
+        return tf.ensure_shape(wave, out_shape), label, tf.ensure_shape(status, [])
 
     def keep(wave, label, status):
         silent.assign_add(tf.cast(tf.equal(status, audio_lib.SILENT), tf.int64))
         unreadable.assign_add(tf.cast(tf.equal(status, audio_lib.UNREADABLE), tf.int64))
         return tf.equal(status, audio_lib.OK)
 
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    # One decode per core: libsndfile, libsoxr and the FFTs release the GIL, so the NumPy
+    # function runs in parallel.
+    ds = ds.map(decode, num_parallel_calls=num_parallel_calls or os.cpu_count() or 1)
     ds = ds.filter(keep).map(lambda wave, label, status: (wave, label))
-    if frontend is not None:
+    if numpy_frontend is not None:
+        ds = ds.map(lambda features, label: (tf.cast(features, frontend.compute_dtype), label))
+    elif frontend is not None:
         # Equal-length waveforms: the front end runs on small batches (its
         # FFTs and matmul vectorise), then examples are split out again.
         ds = (
@@ -179,6 +199,20 @@ def audio_pipeline(
         )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
     return AudioPipeline(ds, scan, silent, unreadable)
+
+
+def _numpy_frontend(frontend):
+    """``frontend.numpy_call`` when the front end has one, else None (TF ops on batches).
+
+    Only a ``numpy_call`` defined by the same class as the ``call`` in use counts: a subclass
+    that overrides ``call`` alone keeps its own TF computation.
+    """
+    if frontend is None or not callable(getattr(frontend, "numpy_call", None)):
+        return None
+    mro = type(frontend).__mro__
+    owner_of_numpy = next((k for k in mro if "numpy_call" in vars(k)), None)
+    owner_of_call = next((k for k in mro if "call" in vars(k)), None)
+    return frontend.numpy_call if owner_of_numpy is owner_of_call else None
 
 
 def random_frame_crop(features, crop_frames, seed=None, pad_value=-1.0):
