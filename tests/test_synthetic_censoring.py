@@ -18,18 +18,7 @@ def test_same_seed_same_initial_weights_for_every_configuration():
 
 
 def test_default_grid_is_the_articles():
-    config = sc.SyntheticConfig()
-    runs = sc.grid(
-        config.situations,
-        config.modes,
-        config.lambdas,
-        config.projection_alphas,
-        config.cosine_alphas,
-        config.single_task,
-        config.granularity,
-        config.seeds,
-        config.data_seeds,
-    )
+    runs = sc.SyntheticConfig().runs()
     # Per situation: single + multitask×5λ + projection×3α×5λ + 2 cosine×5λ = 31.
     assert len(runs) == 3 * 31 * 20
     assert len({sc.run_key(r) for r in runs}) == len(runs)

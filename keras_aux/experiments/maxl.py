@@ -36,7 +36,6 @@ from keras_aux.datasets import images
 from keras_aux.experiments import reporting
 from keras_aux.losses import FocalLoss
 from keras_aux.models import MAXL
-from keras_aux.utils.optional import require
 
 METHODS = ("maxl", "single", "human", "random", "kmeans")
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "digits")
@@ -856,16 +855,10 @@ def paired_difference(values, reference, confidence=0.95):
     Reference: the benchmark protocol of docs/maxl.md#baselines (Liu, Davison & Johns 2019, §4).
     """
     seeds = sorted(set(values) & set(reference))
-    differences = np.array([values[s] - reference[s] for s in seeds], float)
-    if len(differences) == 0:
-        return np.nan, np.nan, np.nan, 0
-    mean = float(differences.mean())
-    if len(differences) < 2:
-        return mean, np.nan, np.nan, len(differences)
-    stats = require("scipy.stats", extra="trainers", purpose="for the benchmark's t intervals")
-    half = stats.t.ppf(0.5 + confidence / 2, len(differences) - 1) * differences.std(ddof=1)
-    half /= np.sqrt(len(differences))
-    return mean, mean - half, mean + half, len(differences)
+    mean, half, n = reporting.paired_difference(
+        [values[s] for s in seeds], [reference[s] for s in seeds], confidence
+    )
+    return mean, mean - half, mean + half, n
 
 
 def summarize_benchmark(rows, config):

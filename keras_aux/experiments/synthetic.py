@@ -499,6 +499,20 @@ class SyntheticConfig:
     output: str = "benchmarks/results/synthetic_censoring.md"
     threads: int = 1
 
+    def runs(self):
+        """Every run of the grid (`grid`), this chunk's or not."""
+        return grid(
+            self.situations,
+            self.modes,
+            self.lambdas,
+            self.projection_alphas,
+            self.cosine_alphas,
+            self.single_task,
+            self.granularity,
+            self.seeds,
+            self.data_seeds,
+        )
+
 
 def set_threads(threads):
     """One TensorFlow thread pool size per process (intra- and inter-op; 0 keeps TensorFlow's
@@ -528,17 +542,7 @@ def run(config, log=print):
     """
     if not 0 <= config.chunk < config.num_chunks:
         raise ValueError(f"Need 0 <= chunk < num_chunks; got {config.chunk}, {config.num_chunks}.")
-    runs = grid(
-        config.situations,
-        config.modes,
-        config.lambdas,
-        config.projection_alphas,
-        config.cosine_alphas,
-        config.single_task,
-        config.granularity,
-        config.seeds,
-        config.data_seeds,
-    )
+    runs = config.runs()
     done = {run_key(r) for r in reporting.read_rows(config.csv)}
     mine = [
         r
