@@ -20,6 +20,7 @@ random offset or zero padding.
 
 import dataclasses
 import os
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -140,7 +141,29 @@ def _as_path(path):
     return path.decode() if isinstance(path, bytes) else os.fspath(path)
 
 
-def read_audio(path):
+_WORKSPACES = threading.local()
+
+
+def _thread_buffers():
+    """This thread's reusable decoding buffers (`decode_clip`): a whole clip's int16 and float32
+    copies are tens of MB, and in the pipeline's worker threads glibc hands such allocations out
+    as fresh pages each time, which costs more than the decoding (audio_pipeline benchmark)."""
+    buffers = getattr(_WORKSPACES, "buffers", None)
+    if buffers is None:
+        buffers = _WORKSPACES.buffers = {}
+    return buffers
+
+
+def _buffer(buffers, dtype, shape):
+    """A ``shape`` view of the thread's flat ``dtype`` buffer, grown when too small."""
+    size = int(np.prod(shape))
+    key = np.dtype(dtype).name
+    if key not in buffers or buffers[key].size < size:
+        buffers[key] = np.empty(size, dtype)
+    return buffers[key][:size].reshape(shape)
+
+
+def read_audio(path, buffers=None):
     """Decodes one file with libsndfile; never raises for a bad file.
 
     16-bit PCM files (WAV, FLAC...) are read as ``int16`` and scaled by ``1 / 32768`` in NumPy,
@@ -149,6 +172,8 @@ def read_audio(path):
 
     Args:
         path: file path (``str``, ``bytes`` or a 0-d array).
+        buffers: internal (`decode_clip`): decode into this thread's reusable buffers; the
+            returned array is then only valid until the thread's next call.
 
     Returns:
         ``(audio, sample_rate, reason)``: ``audio`` is ``(samples, channels)`` float32 in
@@ -163,14 +188,21 @@ def read_audio(path):
             if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
                 return None, rate, f"unreadable: implausible sample rate {rate} Hz"
             pcm16 = handle.subtype == "PCM_16"
-            audio = handle.read(dtype="int16" if pcm16 else "float32", always_2d=True)
+            out = None
+            if pcm16 and buffers is not None:
+                # The header's frame count, bounded by what the file's size can hold (a
+                # damaged header may claim anything).
+                fits = os.path.getsize(path) // (2 * max(handle.channels, 1))
+                frames = max(min(handle.frames, fits), 0)
+                out = _buffer(buffers, np.int16, (frames, handle.channels))
+            audio = handle.read(dtype="int16" if pcm16 else "float32", always_2d=True, out=out)
     except Exception as error:  # libsndfile's errors are RuntimeError/LibsndfileError
         return None, 0, f"unreadable: {error}"
     if audio.shape[0] == 0:
         return None, rate, "unreadable: no samples decoded"
     if pcm16:
-        audio = audio.astype(np.float32)
-        audio *= np.float32(1.0 / 32768.0)
+        scaled = None if buffers is None else _buffer(buffers, np.float32, audio.shape)
+        audio = np.multiply(audio, np.float32(1.0 / 32768.0), out=scaled, dtype=np.float32)
     elif not np.all(np.isfinite(audio)):  # float WAV with garbage in its data
         return None, rate, "unreadable: non-finite samples"
     return audio, rate, ""
@@ -240,7 +272,8 @@ def decode_clip(path, sample_rate, num_samples, position=None, strict=False, thr
         AudioFileError: in strict mode, for an undecodable file or a silent clip.
     """
     path = _as_path(path)
-    audio, rate, reason = read_audio(path)
+    buffers = _thread_buffers()
+    audio, rate, reason = read_audio(path, buffers)
     if audio is None:
         if strict:
             raise AudioFileError(f"{path}: {reason}")
@@ -249,6 +282,8 @@ def decode_clip(path, sample_rate, num_samples, position=None, strict=False, thr
     wave = fix_duration_numpy(
         resample_numpy(mono, int(rate), int(sample_rate)), int(num_samples), position
     )
+    if any(np.may_share_memory(wave, buffer) for buffer in buffers.values()):
+        wave = wave.copy()  # the caller keeps it; the buffers serve the next file
     peak = np.max(np.abs(wave))
     if not np.isfinite(peak):
         if strict:

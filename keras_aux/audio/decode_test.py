@@ -143,6 +143,29 @@ def test_pipeline_features_equal_librosa_reference():
         np.testing.assert_allclose(x, expected, atol=1e-4, err_msg=str(paths[i]))
 
 
+def test_decoded_clips_do_not_share_the_reused_buffers(tmp_path):
+    # decode_clip decodes into per-thread buffers; what it returns must survive the next file,
+    # also when no resampling makes a fresh array (file already at the output rate).
+    rng = np.random.default_rng(0)
+    first, second = (rng.uniform(-0.5, 0.5, 16000).astype(np.float32) for _ in range(2))
+    for name, wave in (("a.wav", first), ("b.wav", second)):
+        soundfile.write(tmp_path / name, wave, 16000, subtype="PCM_16")
+    a, status_a = decode.decode_clip(tmp_path / "a.wav", 16000, 16000)
+    kept = a.copy()
+    b, status_b = decode.decode_clip(tmp_path / "b.wav", 16000, 16000)
+    assert status_a == status_b == decode.OK
+    np.testing.assert_array_equal(a, kept)
+    np.testing.assert_allclose(a, first, atol=1 / 32768)
+    np.testing.assert_allclose(b, second, atol=1 / 32768)
+    # A header that claims more frames than the file holds: the samples that are there.
+    data = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * 1000])
+    cut, status = decode.decode_clip(tmp_path / "cut.wav", 16000, 16000)
+    assert status == decode.OK
+    np.testing.assert_allclose(cut[:1000], first[:1000], atol=1 / 32768)
+    np.testing.assert_array_equal(cut[1000:], 0.0)
+
+
 def test_resample_preserves_frequency_and_length():
     wave = tf.constant(tone(1.0, 8000, 1000.0))
     up = decode.resample(wave, 8000, 16000).numpy()

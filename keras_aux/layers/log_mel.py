@@ -23,6 +23,8 @@ References:
     reference implementation this layer reproduces).
 """
 
+import threading
+
 import keras
 import numpy as np
 
@@ -96,14 +98,34 @@ def htk_mel_matrix(sampling_rate, fft_length, num_mel_bins, min_freq=0.0, max_fr
     return np.pad(weights, [(1, 0), (0, 0)]).astype(np.float32)
 
 
-def _rfft(frames):
+# Frames per step of `LogMelSpectrogram.numpy_call` (64 × 2048 float32 = 512 KiB buffers).
+_CHUNK_FRAMES = 64
+_WORKSPACES = threading.local()
+
+
+def _workspace(frames, fft_length):
+    """This thread's reusable ``(windowed frames, power, scratch)`` buffers for `numpy_call`."""
+    key = (frames, fft_length)
+    buffers = getattr(_WORKSPACES, "buffers", {})
+    if key not in buffers:
+        bins = fft_length // 2 + 1
+        buffers[key] = (
+            np.empty((frames, fft_length), np.float32),
+            np.empty((frames, bins), np.float32),
+            np.empty((frames, bins), np.float32),
+        )
+        _WORKSPACES.buffers = buffers
+    return buffers[key]
+
+
+def _rfft(frames, overwrite=False):
     """Real FFT over the last axis in float32: SciPy's when installed (it keeps float32 and
-    releases the GIL), else NumPy's."""
+    releases the GIL), else NumPy's. ``overwrite``: ``frames`` may be destroyed (saves a copy)."""
     try:
         import scipy.fft
     except ImportError:
         return np.fft.rfft(frames, axis=-1).astype(np.complex64)
-    return scipy.fft.rfft(frames, axis=-1)
+    return scipy.fft.rfft(frames, axis=-1, overwrite_x=overwrite)
 
 
 @keras.saving.register_keras_serializable(package="keras_aux")
@@ -240,20 +262,25 @@ class LogMelSpectrogram(keras.layers.Layer):
         pad = self.fft_length // 2
         waves = np.pad(waves, [(0, 0)] * (waves.ndim - 1) + [(pad, pad)])
         frames = np.lib.stride_tricks.sliding_window_view(waves, self.fft_length, axis=-1)
-        frames = frames[..., :: self.sequence_stride, :] * self._numpy_window()
-        spectrum = _rfft(frames)
-        power = np.square(spectrum.real, dtype=np.float32)
-        power += np.square(spectrum.imag, dtype=np.float32)
-        power = power.reshape(-1, power.shape[-1])  # (clips · frames, bins)
-        mel = np.empty((power.shape[0], self.num_mel_bins), np.float32)
-        for bands, bins, weights in self._numpy_band_blocks():
-            # Products of at most 2^18 multiply-adds: OpenBLAS runs those on one thread. Its
-            # threads only spin-wait here (the pipeline already decodes one clip per core):
-            # on a loaded 2-core machine that cost 5 to 50 times the product's CPU time.
-            step = max(1, (1 << 18) // max(weights.size, 1))
-            for start in range(0, power.shape[0], step):
-                rows = slice(start, start + step)
-                np.matmul(power[rows, bins], weights, out=mel[rows, bands])
+        frames = frames[..., :: self.sequence_stride, :]
+        frames = frames.reshape((-1,) + frames.shape[-2:])  # (clips, frames, fft_length)
+        mel = np.empty(frames.shape[:2] + (self.num_mel_bins,), np.float32)
+        # A few frames at a time through small per-thread buffers: whole-clip temporaries
+        # (tens of MB) cost more to allocate in the pipeline's worker threads, where glibc hands
+        # them out as fresh pages, than to compute (benchmarks/results/audio_pipeline.md).
+        windowed, power, scratch = _workspace(_CHUNK_FRAMES, self.fft_length)
+        window = self._numpy_window()
+        for clip, clip_frames in enumerate(frames):
+            for start in range(0, clip_frames.shape[0], _CHUNK_FRAMES):
+                rows = clip_frames[start : start + _CHUNK_FRAMES]
+                n = rows.shape[0]
+                np.multiply(rows, window, out=windowed[:n])
+                spectrum = _rfft(windowed[:n], overwrite=True)  # `windowed` is scratch
+                np.multiply(spectrum.real, spectrum.real, out=power[:n])
+                np.multiply(spectrum.imag, spectrum.imag, out=scratch[:n])
+                power[:n] += scratch[:n]
+                for bands, bins, weights in self._numpy_band_blocks():
+                    np.matmul(power[:n, bins], weights, out=mel[clip, start : start + n, bands])
         mel = mel.reshape(waves.shape[:-1] + (-1, self.num_mel_bins))
         db = np.log10(np.maximum(mel, np.float32(self.min_power)))
         db *= np.float32(10.0)
