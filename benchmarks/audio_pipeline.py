@@ -137,7 +137,7 @@ def profile_stages(paths, seconds):
     for path in paths:
         with Timer() as t:
             audio, rate, _ = decode.read_audio(path)
-            mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
+            mono = decode.to_mono_numpy(audio)
         stages["tf_decode"] += t.cpu
         with Timer() as t:
             wave = decode.fix_duration_numpy(decode.resample_numpy(mono, rate, SAMPLE_RATE), n)

@@ -278,7 +278,7 @@ def decode_clip(path, sample_rate, num_samples, position=None, strict=False, thr
         if strict:
             raise AudioFileError(f"{path}: {reason}")
         return np.zeros(num_samples, np.float32), np.int32(UNREADABLE)
-    mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
+    mono = to_mono_numpy(audio)
     wave = fix_duration_numpy(
         resample_numpy(mono, int(rate), int(sample_rate)), int(num_samples), position
     )
@@ -332,6 +332,11 @@ def decode_audio(path, graph_decodable=None):
 def to_mono(audio):
     """``(samples, channels)`` → ``(samples,)`` by averaging the channels."""
     return tf.reduce_mean(audio, axis=-1)
+
+
+def to_mono_numpy(audio):
+    """`to_mono` in NumPy: a view of the only channel, else the float32 mean of the channels."""
+    return audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
 
 
 def resample(waveform, rate_in, rate_out):
@@ -395,5 +400,5 @@ def load_waveform(path, sample_rate=16000):
     audio, rate, reason = read_audio(info.path)
     if audio is None:
         raise AudioFileError(f"{info.path}: {reason}")
-    mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
+    mono = to_mono_numpy(audio)
     return resample_numpy(mono, int(rate), int(sample_rate))
