@@ -44,6 +44,15 @@ class AudioPipeline:
         self.silent_skipped = silent
         self.unreadable_skipped = unreadable
 
+    @property
+    def num_skipped(self):
+        """Files skipped so far: at scan time, and silent or undecodable after decoding."""
+        return (
+            len(self.scan.skipped)
+            + int(self.silent_skipped.numpy())
+            + int(self.unreadable_skipped.numpy())
+        )
+
     def summary(self):
         """One line: files kept, skipped at scan time by reason, and after decoding."""
         return (

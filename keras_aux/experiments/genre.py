@@ -212,12 +212,7 @@ class _SkippedClipsReport(keras.callbacks.Callback):
         self.print_fn = print_fn
 
     def on_epoch_end(self, epoch, logs=None):
-        skipped = (
-            len(self.pipeline.scan.skipped)
-            + int(self.pipeline.silent_skipped.numpy())
-            + int(self.pipeline.unreadable_skipped.numpy())
-        )
-        if epoch == 0 and skipped:
+        if epoch == 0 and self.pipeline.num_skipped:
             self.print_fn(f"[train] {self.pipeline.summary()}")
 
 

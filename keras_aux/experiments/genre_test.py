@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_aux.audio.decode import AudioScanReport
+from keras_aux.audio.pipeline import AudioPipeline
 from keras_aux.experiments import genre
 from keras_aux.testing import TestCase
 
@@ -106,12 +108,14 @@ class GenreExperimentTest(TestCase):
 
     def test_skipped_files_are_reported_once_after_the_first_epoch(self):
         def pipeline(scan_skips, silent):
-            return types.SimpleNamespace(
-                scan=types.SimpleNamespace(skipped=[("a.wav", "empty")] * scan_skips),
-                silent_skipped=tf.Variable(silent, dtype=tf.int64),
-                unreadable_skipped=tf.Variable(0, dtype=tf.int64),
-                summary=lambda: "summary line",
+            made = AudioPipeline(
+                None,
+                AudioScanReport(kept=[], skipped=[("a.wav", "empty")] * scan_skips),
+                tf.Variable(silent, dtype=tf.int64),
+                tf.Variable(0, dtype=tf.int64),
             )
+            made.summary = lambda: "summary line"
+            return made
 
         cases = [(0, 0, []), (1, 0, ["[train] summary line"]), (0, 2, ["[train] summary line"])]
         for scan_skips, silent, expected in cases:
