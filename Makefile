@@ -12,6 +12,11 @@ STAMP := $(VENV)/.installed-stamp
 # The fast tier, the one run on the oldest supported stack: keras-aux's colocated unit tests
 # and the install checks.
 FAST_TIER ?= keras_aux tests/test_install.py
+# pytest-xdist workers: one per core, at most 4 (each imports TensorFlow). The suite is mostly
+# single-threaded tracing, so two workers on two cores halve its time. `PYTEST_WORKERS=0` runs
+# it in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := -m pytest -n $(PYTEST_WORKERS) --maxprocesses=4
 
 .PHONY: install demo test test-oldest lint format benchmarks clean
 
@@ -33,13 +38,13 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) $(PYTEST)
 
 # The fast tier on the oldest versions the ranges of setup.py allow (requirements/oldest.txt),
 # in its own virtualenv. No `jax` extra there: jax needs numpy 2, TF 2.16 numpy 1.
 test-oldest:
 	$(MAKE) install VENV=.venv-oldest LOCK=requirements/oldest.txt EXTRAS=tensorflow-cpu,all,dev
-	.venv-oldest/bin/python -m pytest $(FAST_TIER)
+	.venv-oldest/bin/python $(PYTEST) $(FAST_TIER)
 
 lint: install
 	$(PY) -m ruff check .

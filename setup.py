@@ -48,8 +48,9 @@ EXTRAS = {
     ],
     # tensorflow-io 0.37.1 only loads its ops on TF <= 2.17: optional, nothing uses it.
     "tfio": ["tensorflow-io>=0.37.1"],
-    # The test suite and the linter; librosa is the log-mel reference of the tests.
-    "dev": ["pytest>=9.2,<10", "ruff>=0.17.6,<0.18", "librosa>=0.10.1"],
+    # The test suite and the linter; librosa is the log-mel reference of the tests; pytest-xdist
+    # runs the suite on every core (`make test`).
+    "dev": ["pytest>=9.2,<10", "pytest-xdist>=3.6.1,<4", "ruff>=0.17.6,<0.18", "librosa>=0.10.1"],
     # The JAX backend, for the tests that check keras-aux's message under another backend
     # (they skip without it). Separate from `dev`: jax needs numpy 2, TF 2.16 numpy 1.
     "jax": ["jax>=0.10"],
