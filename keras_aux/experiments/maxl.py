@@ -890,13 +890,25 @@ def summarize_benchmark(rows, config):
         "",
         "vs Single: the mean over seeds of the paired difference (method − Single on the same "
         "seed) in points, with its 95% confidence interval (t-distribution, n − 1 degrees of "
-        "freedom). Usage and entropy: MAXL's collapse diagnostics on the validation images at "
-        "the best epoch (inference mode; docs/maxl.md#diagnostics).",
+        "freedom). p (Holm): the paired t-test's two-sided p-value for no difference, "
+        "Holm-adjusted for the number of methods compared with Single. Usage and entropy: MAXL's "
+        "collapse diagnostics on the validation images at the best epoch (inference mode; "
+        "docs/maxl.md#diagnostics).",
         "",
-        "| method | seeds | test accuracy (mean ± std) | vs Single (95% CI) | epochs (best) | "
-        "best val accuracy | usage / entropy | s / run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | seeds | test accuracy (mean ± std) | vs Single (95% CI) | p (Holm) | "
+        "epochs (best) | best val accuracy | usage / entropy | s / run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    compared = [m for m in order if m != "single" and "single" in accuracy]
+    pvalues = []
+    for method in compared:
+        seeds = sorted(set(accuracy[method]) & set(accuracy["single"]))
+        pvalues.append(
+            reporting.paired_t_pvalue(
+                [accuracy[method][s] for s in seeds], [accuracy["single"][s] for s in seeds]
+            )
+        )
+    holm = dict(zip(compared, reporting.holm_adjusted(pvalues), strict=True))
     for method in order:
         group = by_method[method]
         acc = np.array(list(accuracy[method].values()))
@@ -916,6 +928,7 @@ def summarize_benchmark(rows, config):
             )
         lines.append(
             f"| {method} | {len(acc)} | {acc.mean():.4f} ± {std:.4f} | {versus} | "
+            f"{reporting.format_pvalue(holm.get(method, np.nan))} | "
             f"{column('epochs_trained').mean():.1f} ({column('best_epoch').mean():.1f}) | "
             f"{column('best_val_accuracy').mean():.4f} | {diagnostics} | "
             f"{column('seconds').mean():.0f} |"

@@ -120,8 +120,8 @@ class BenchmarkTest(TestCase):
         table = maxl.run_benchmark(config, log=lambda *_: None)
         self.assertIn("at most 3 epochs", table)
         line = next(x for x in table.splitlines() if x.startswith("| maxl_order2 "))
-        # Every seed 1.0 pt above Single: the interval has no width.
-        self.assertIn("+1.00 pt [+1.00, +1.00]", line)
+        # Every seed 1.0 pt above Single: the interval has no width and p is 0.
+        self.assertIn("+1.00 pt [+1.00, +1.00] | < 0.001 |", line)
         self.assertIn("0.9610 ± 0.0010", line)
         self.assertIn("0.90 / 0.80", line)
         self.assertIn("11.0 (6.0)", line)  # epochs trained (best epoch), mean over seeds

@@ -66,6 +66,60 @@ def append_row(path, row, fields):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def paired_t_pvalue(values, baselines):
+    """Two-sided p-value of the paired t-test that the mean of ``values − baselines`` is zero
+    (Student's t with n − 1 degrees of freedom, as the intervals of `paired_difference`).
+
+    Returns:
+        The p-value; NaN for fewer than two pairs. Equal non-zero differences (no spread) give
+        0, all-zero differences 1.
+
+    Reference: the paired comparisons of docs/reconstruction.md#fsdd-benchmark and
+    docs/maxl.md#baselines.
+    """
+    differences = np.asarray(values, np.float64) - np.asarray(baselines, np.float64)
+    n = differences.size
+    if n < 2:
+        return float("nan")
+    spread = differences.std(ddof=1)
+    if spread == 0:
+        return 0.0 if differences.mean() != 0 else 1.0
+    stats = require("scipy.stats", extra="trainers", purpose="for p-values")
+    t = differences.mean() / (spread / np.sqrt(n))
+    return float(2.0 * stats.t.sf(abs(t), n - 1))
+
+
+def holm_adjusted(pvalues):
+    """Holm's step-down adjustment of p-values for a family of comparisons: the i-th smallest of
+    m becomes ``max over j ≤ i of min(1, (m − j + 1) · p_(j))``. It controls the chance of any
+    false "significant" among them (family-wise error), as Bonferroni does, but loses less power.
+    NaN entries are left out of the family and stay NaN.
+
+    Reference: S. Holm, "A simple sequentially rejective multiple test procedure", Scandinavian
+    Journal of Statistics 6(2), 1979; used by docs/reconstruction.md#fsdd-benchmark and
+    docs/maxl.md#baselines, where several configurations are each compared with one baseline.
+    """
+    pvalues = np.asarray(pvalues, np.float64)
+    adjusted = np.full(pvalues.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(pvalues))
+    m = valid.size
+    running = 0.0
+    for rank, index in enumerate(valid[np.argsort(pvalues[valid], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def format_pvalue(p):
+    """A p-value for a table: three decimals, ``< 0.001`` below that, ``–`` when undefined.
+
+    Reference: the tables of docs/reconstruction.md#fsdd-benchmark and docs/maxl.md#baselines.
+    """
+    if np.isnan(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend (files only), imported on first
     use: matplotlib belongs to the ``trainers`` extra.
