@@ -864,8 +864,8 @@ def paired_difference(values, reference, confidence=0.95):
 def summarize_benchmark(rows, config):
     """Writes (and prints) ``config.output`` from the run log's ``rows`` of ``config``'s
     protocol: per method, the mean ± std test accuracy, the paired per-seed difference to Single
-    (mean and 95% t-interval), the epochs trained, and for MAXL the collapse diagnostics;
-    and its plot (``.png``). Returns the table.
+    (mean, 95% t-interval and Holm-adjusted p-value), the epochs trained, and for MAXL the
+    collapse diagnostics; and its plot (``.png``). Returns the table.
 
     Reference: Liu, Davison & Johns (2019), §4 (baselines); docs/maxl.md#baselines.
     """

@@ -16,7 +16,7 @@ class PairedTPvalueTest(TestCase):
         p = reporting.paired_t_pvalue(ours, base)
         self.assertAllClose(p, stats.ttest_rel(ours, base).pvalue, atol=1e-12)
         # By hand: t = mean(d) / (s / √n), two-sided tail of Student's t with 5 degrees of
-        # freedom; 2.5706 is its 97.5 % quantile, so t just above it gives p just below 0.05.
+        # freedom; 2.5706 is its 97.5 % quantile, so a t above it gives a p below 0.05.
         d = ours - base
         t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
         self.assertGreater(t, 2.5706)
