@@ -854,11 +854,14 @@ def paired_difference(values, reference, confidence=0.95):
 
     Reference: the benchmark protocol of docs/maxl.md#baselines (Liu, Davison & Johns 2019, §4).
     """
-    seeds = sorted(set(values) & set(reference))
-    mean, half, n = reporting.paired_difference(
-        [values[s] for s in seeds], [reference[s] for s in seeds], confidence
-    )
+    mean, half, n = reporting.paired_difference(*_paired(values, reference), confidence)
     return mean, mean - half, mean + half, n
+
+
+def _paired(values, reference):
+    """``values`` and ``reference`` (``{seed: value}``) as two lists over the seeds both hold."""
+    seeds = sorted(set(values) & set(reference))
+    return [values[s] for s in seeds], [reference[s] for s in seeds]
 
 
 def summarize_benchmark(rows, config):
@@ -900,14 +903,9 @@ def summarize_benchmark(rows, config):
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     compared = [m for m in order if m != "single" and "single" in accuracy]
-    pvalues = []
-    for method in compared:
-        seeds = sorted(set(accuracy[method]) & set(accuracy["single"]))
-        pvalues.append(
-            reporting.paired_t_pvalue(
-                [accuracy[method][s] for s in seeds], [accuracy["single"][s] for s in seeds]
-            )
-        )
+    pvalues = [
+        reporting.paired_t_pvalue(*_paired(accuracy[m], accuracy["single"])) for m in compared
+    ]
     holm = dict(zip(compared, reporting.holm_adjusted(pvalues), strict=True))
     for method in order:
         group = by_method[method]
