@@ -413,6 +413,26 @@ def summarize(rows, output, data_seed=0):
     return table
 
 
+_MODE_COLORS = {
+    "multitask": "tab:blue",
+    "projection": "tab:green",
+    "parameter_wise": "tab:orange",
+    "unweighted_cosine": "tab:purple",
+    "weighted_cosine": "tab:red",
+}
+_ALPHA_LINESTYLES = {0.01: "-", 0.1: "--", 1.0: ":"}
+
+
+def _curve_style(mode, granularity, alpha):
+    """One colour per mode, one line style per α and one marker per granularity, so that a
+    dozen curves stay tellable apart (the default colour cycle repeats after ten)."""
+    return {
+        "color": _MODE_COLORS.get(mode, "tab:gray"),
+        "ls": "-" if mode == "multitask" else _ALPHA_LINESTYLES.get(float(alpha), "-."),
+        "marker": "o" if granularity == "global" else "s",
+    }
+
+
 def plot_summary(cells, path):
     """One panel per situation: mean test MSE (± std) against λ for every
     (mode, granularity, α), the single-task level as a dashed line.
@@ -429,7 +449,7 @@ def plot_summary(cells, path):
         1, len(situations), figsize=(4.6 * len(situations), 4.0), squeeze=False
     )
     for ax, situation in zip(axes[0], situations):
-        curves = {}
+        curves, styles = {}, {}
         for (sit, mode, granularity, alpha, lam), runs in cells.items():
             if sit != situation:
                 continue
@@ -441,10 +461,11 @@ def plot_summary(cells, path):
             if granularity != "global":
                 label += f" ({granularity})"
             std = losses.std(ddof=1) if len(losses) > 1 else 0.0
+            styles[label] = _curve_style(mode, granularity, alpha)
             curves.setdefault(label, []).append((lam, losses.mean(), std))
         for label, points in sorted(curves.items()):
             lam, mean, std = map(np.array, zip(*sorted(points)))
-            ax.errorbar(lam, mean, yerr=std, marker="o", ms=3, capsize=2, lw=1, label=label)
+            ax.errorbar(lam, mean, yerr=std, ms=3, capsize=2, lw=1, label=label, **styles[label])
         ax.set_xscale("log")
         ax.set_xlabel("λ")
         ax.set_title(f"auxiliary task: {situation}")
