@@ -854,14 +854,10 @@ def paired_difference(values, reference, confidence=0.95):
 
     Reference: the benchmark protocol of docs/maxl.md#baselines (Liu, Davison & Johns 2019, §4).
     """
-    mean, half, n = reporting.paired_difference(*_paired(values, reference), confidence)
+    mean, half, n = reporting.paired_difference(
+        *reporting.pair_by_seed(values, reference), confidence
+    )
     return mean, mean - half, mean + half, n
-
-
-def _paired(values, reference):
-    """``values`` and ``reference`` (``{seed: value}``) as two lists over the seeds both hold."""
-    seeds = sorted(set(values) & set(reference))
-    return [values[s] for s in seeds], [reference[s] for s in seeds]
 
 
 def summarize_benchmark(rows, config):
@@ -904,7 +900,8 @@ def summarize_benchmark(rows, config):
     ]
     compared = [m for m in order if m != "single" and "single" in accuracy]
     pvalues = [
-        reporting.paired_t_pvalue(*_paired(accuracy[m], accuracy["single"])) for m in compared
+        reporting.paired_t_pvalue(*reporting.pair_by_seed(accuracy[m], accuracy["single"]))
+        for m in compared
     ]
     holm = dict(zip(compared, reporting.holm_adjusted(pvalues), strict=True))
     for method in order:
@@ -962,8 +959,8 @@ def plot_benchmark(accuracy, order, path):
     others = [m for m in order if m != "single"]
     if "single" in accuracy and others:
         for i, method in enumerate(others):
-            seeds = sorted(set(accuracy[method]) & set(accuracy["single"]))
-            points = [(accuracy[method][s] - accuracy["single"][s]) * 100 for s in seeds]
+            ours, single = reporting.pair_by_seed(accuracy[method], accuracy["single"])
+            points = [(a - b) * 100 for a, b in zip(ours, single, strict=True)]
             mean, low, high, _ = paired_difference(accuracy[method], accuracy["single"])
             if not np.isnan(low):
                 right.errorbar(

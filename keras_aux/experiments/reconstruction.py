@@ -251,11 +251,12 @@ def summarize(rows, config):
             continue
         acc = np.array([float(r["test_accuracy"]) for r in runs.values()])
         std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        seeds = sorted(set(runs) & set(baseline))
         effect, pvalue = "–", float("nan")
         if name != "λ=0":
-            ours = [100 * float(runs[s]["test_accuracy"]) for s in seeds]
-            theirs = [100 * float(baseline[s]["test_accuracy"]) for s in seeds]
+            ours, theirs = (
+                [100 * float(r["test_accuracy"]) for r in arm]
+                for arm in reporting.pair_by_seed(runs, baseline)
+            )
             mean, half, n = reporting.paired_difference(ours, theirs)
             effect = "n/a" if n == 0 else f"{mean:+.2f} ± {half:.2f}" if n > 1 else f"{mean:+.2f}"
             pvalue = reporting.paired_t_pvalue(ours, theirs)

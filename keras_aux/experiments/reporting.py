@@ -132,6 +132,17 @@ def pyplot():
     return require("matplotlib.pyplot", extra="trainers", purpose="to draw the experiments' plots")
 
 
+def pair_by_seed(values, baselines):
+    """``values`` and ``baselines`` (``{seed: anything}``) as two lists over the seeds both hold,
+    in seed order: the arms of a paired comparison.
+
+    Reference: the paired comparisons of docs/censoring.md#synthetic-experiment,
+    docs/reconstruction.md#fsdd-benchmark and docs/maxl.md#baselines.
+    """
+    seeds = sorted(set(values) & set(baselines))
+    return [values[s] for s in seeds], [baselines[s] for s in seeds]
+
+
 def paired_difference(values, baselines, confidence=0.95, relative=False):
     """Mean of the per-seed differences ``values − baselines`` and the half-width of its
     Student-t confidence interval (paired: seed ``s`` of both arms shares its initialisation

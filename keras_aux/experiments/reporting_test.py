@@ -45,3 +45,10 @@ class HolmTest(TestCase):
         self.assertEqual(reporting.format_pvalue(0.04321), "0.043")
         self.assertEqual(reporting.format_pvalue(0.0002), "< 0.001")
         self.assertEqual(reporting.format_pvalue(float("nan")), "–")
+
+
+class PairBySeedTest(TestCase):
+    def test_keeps_shared_seeds_in_seed_order(self):
+        ours, theirs = reporting.pair_by_seed({3: "c", 1: "a", 7: "x"}, {1: "A", 3: "C", 5: "y"})
+        self.assertEqual((ours, theirs), (["a", "c"], ["A", "C"]))
+        self.assertEqual(reporting.pair_by_seed({0: 1.0}, {1: 2.0}), ([], []))

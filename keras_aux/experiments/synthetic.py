@@ -256,9 +256,9 @@ def effect_vs_single_task(cells, key):
     Reference: Lemaire (2018), synthetic experiment; docs/censoring.md#synthetic-experiment.
     """
     single = _single_task(cells, key[0], key[1])
-    seeds = sorted(set(single) & set(cells[key]))
+    ours, theirs = reporting.pair_by_seed(cells[key], single)
     return reporting.paired_difference(
-        [cells[key][s][0] for s in seeds], [single[s][0] for s in seeds], relative=True
+        [run[0] for run in ours], [run[0] for run in theirs], relative=True
     )
 
 
@@ -449,7 +449,7 @@ def plot_summary(cells, path):
         1, len(situations), figsize=(4.6 * len(situations), 4.0), squeeze=False
     )
     for ax, situation in zip(axes[0], situations):
-        curves, styles = {}, {}
+        curves = {}
         for (sit, mode, granularity, alpha, lam), runs in cells.items():
             if sit != situation:
                 continue
@@ -461,11 +461,13 @@ def plot_summary(cells, path):
             if granularity != "global":
                 label += f" ({granularity})"
             std = losses.std(ddof=1) if len(losses) > 1 else 0.0
-            styles[label] = _curve_style(mode, granularity, alpha)
-            curves.setdefault(label, []).append((lam, losses.mean(), std))
-        for label, points in sorted(curves.items()):
+            curve = (label, mode, granularity, alpha)
+            curves.setdefault(curve, []).append((lam, losses.mean(), std))
+        for (label, *style), points in sorted(curves.items()):
             lam, mean, std = map(np.array, zip(*sorted(points)))
-            ax.errorbar(lam, mean, yerr=std, ms=3, capsize=2, lw=1, label=label, **styles[label])
+            ax.errorbar(
+                lam, mean, yerr=std, ms=3, capsize=2, lw=1, label=label, **_curve_style(*style)
+            )
         ax.set_xscale("log")
         ax.set_xlabel("λ")
         ax.set_title(f"auxiliary task: {situation}")
