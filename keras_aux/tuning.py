@@ -55,7 +55,8 @@ class AuxiliaryHyperModel(keras_tuner.HyperModel):
         lambda_range: ``(min, max)`` of each auxiliary weight, log sampling.
         modes: censoring modes to choose from.
         granularities: granularities to choose from.
-        alphas: EMA constants to choose from (1 = no averaging).
+        alphas: EMA constants to choose from (1 = no averaging), searched only
+            for the modes that compare with the primary gradient.
         compile_kwargs: any other `compile` keyword (``jit_compile``...).
 
     Reference: Lemaire 2018 (the searched quantities); KerasTuner.
@@ -113,14 +114,23 @@ class AuxiliaryHyperModel(keras_tuner.HyperModel):
             name: hp.Float(f"lambda_{name}", low, high, sampling="log")
             for name in model.auxiliary_names
         }
+        mode = hp.Choice("censoring", self.modes)
+        # α only where the mode reads the primary gradient it averages
+        # (not multitask or single task, which refuse an average).
+        ema_alpha = 1.0
+        averaged = [m for m in self.modes if censoring.get(m).uses_reference]
+        if averaged:
+            with hp.conditional_scope("censoring", averaged):
+                if mode in averaged:
+                    ema_alpha = hp.Choice("ema_alpha", self.alphas)
         model.compile(
             optimizer=self.optimizer(),
             loss=self.loss,
             loss_weights=weights,
             metrics=self.metrics,
-            censoring=hp.Choice("censoring", self.modes),
+            censoring=mode,
             granularity=hp.Choice("granularity", self.granularities),
-            ema_alpha=hp.Choice("ema_alpha", self.alphas),
+            ema_alpha=ema_alpha,
             **self.compile_kwargs,
         )
         return model

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_aux import AuxiliaryModel
+from keras_aux import AuxiliaryModel, censoring
 from keras_aux.architectures import compile_genre_lstm, genre_lstm, mlp_backbone
 from keras_aux.layers import LogMelSpectrogram
 from keras_aux.models import MAXL
@@ -66,7 +66,7 @@ def test_auxiliary_model_with_moving_average(tmp_path):
     model.compile(
         "adam",
         loss={"label": "sparse_categorical_crossentropy", "rec": "mae"},
-        censoring="pcgrad",
+        censoring=censoring.PCGrad(censoring.Projection()),
         ema_alpha=0.5,
     )
     model.fit(x, np.zeros(8), verbose=0)

@@ -3,8 +3,9 @@
 A few hundred damaged files (cut short at random offsets, bytes flipped in the header and in
 the data, wrong chunk sizes, an empty data chunk; the same kinds of damage to FLAC, OGG and MP3
 versions written from the FSDD WAVs) are mixed with good files. The pipeline must finish, keep
-every good file with its label, and account for every damaged one: decoded, or counted as
-silent, undecodable or skipped by the header scan. Seeded, so a failure reproduces.
+every good file with its label, and account for every damaged one: decoded (counted as cut
+short when its data ends before its header's length), or counted as silent, undecodable, too
+short or skipped by the header scan. Seeded, so a failure reproduces.
 """
 
 import struct
@@ -195,10 +196,19 @@ def test_damaged_files_are_decoded_or_counted(fuzz_set, with_frontend):
     assert good <= set(kept), [fuzz_set[i][0] for i in good - set(kept)]
     silent = int(pipeline.silent_skipped.numpy())
     unreadable = int(pipeline.unreadable_skipped.numpy())
+    too_short = int(pipeline.too_short_skipped.numpy())
     scan_skipped = len(pipeline.scan.skipped)
-    assert len(kept) + silent + unreadable + scan_skipped == len(paths), pipeline.summary()
-    # The fuzzing does damage: many copies are rejected, by the scan and while decoding.
+    assert len(kept) + silent + unreadable + too_short + scan_skipped == len(paths), (
+        pipeline.summary()
+    )
+    assert pipeline.num_skipped == len(paths) - len(kept)
+    # The fuzzing does damage: many copies are rejected, by the scan and while decoding; copies
+    # cut inside their data are too short (skipped) or cut short (kept, reported).
     assert scan_skipped > 20 and unreadable + silent > 0, pipeline.summary()
+    assert too_short > 0 and 0 < pipeline.num_cut_short <= len(kept) - len(good)
+    low, high = pipeline.cut_short_seconds
+    assert decode.MIN_DURATION <= low <= high, pipeline.summary()
+    assert f"{pipeline.num_cut_short} files cut short (kept, " in pipeline.summary()
 
 
 def test_labels_of_good_files_survive(fuzz_set):
@@ -231,14 +241,23 @@ def test_truncated_wav_in_strict_mode_names_the_file(tmp_path):
         with pytest.raises(decode.AudioFileError, match=f"{path}: empty"):
             audio_pipeline([path], [0], training=False, duration=1.0, strict=True)
     # Cut inside the data (`head -c 2001`, formerly "DecodeWav: Data too short"): the samples
-    # that arrived decode, and the clip is zero-padded like any short one, in strict mode too.
+    # that arrived decode, and the clip is zero-padded like any short one and reported as cut
+    # short; in strict mode the error names the file, its declared and its decoded length.
     path = tmp_path / "cut_2001.wav"
     path.write_bytes(data[:2001])
-    pipeline = audio_pipeline([path], [0], training=False, duration=1.0, strict=True)
+    pipeline = audio_pipeline([path], [0], training=False, duration=1.0)
     waves = np.concatenate([x.numpy() for x, _ in pipeline.dataset])
-    assert waves.shape == (1, 16000)
+    assert waves.shape == (1, 16000) and pipeline.num_cut_short == 1
     arrived = 2 * (2001 - 44) // 2  # 978 samples at 8 kHz → 1956 at 16 kHz
     assert np.any(waves[0, :arrived] != 0) and not np.any(waves[0, arrived + 8 :])
+    pipeline = audio_pipeline([path], [0], training=False, duration=1.0, strict=True)
+    declared = (len(data) - 44) // 2 / 8000
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=f"AudioFileError: {path}: cut short: its header declares {declared:.3f} s .* "
+        r"ends after 0\.122 s \(978 frames\)",
+    ):
+        list(pipeline.dataset)
     # A file whose header passes the scan but whose data cannot be used: the error names it.
     silent = tmp_path / "silent.wav"
     soundfile.write(str(silent), np.zeros(800, "float32"), 8000, subtype="PCM_16")

@@ -157,13 +157,14 @@ def test_decoded_clips_do_not_share_the_reused_buffers(tmp_path):
     np.testing.assert_array_equal(a, kept)
     np.testing.assert_allclose(a, first, atol=1 / 32768)
     np.testing.assert_allclose(b, second, atol=1 / 32768)
-    # A header that claims more frames than the file holds: the samples that are there.
+    # A header that claims more frames than the file holds: the samples that are there, kept
+    # (0.125 s, over the 0.1 s default `min_duration`) and reported as cut short.
     data = (tmp_path / "a.wav").read_bytes()
-    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * 1000])
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * 2000])
     cut, status = decode.decode_clip(tmp_path / "cut.wav", 16000, 16000)
-    assert status == decode.OK
-    np.testing.assert_allclose(cut[:1000], first[:1000], atol=1 / 32768)
-    np.testing.assert_array_equal(cut[1000:], 0.0)
+    assert status == decode.CUT_SHORT
+    np.testing.assert_allclose(cut[:2000], first[:2000], atol=1 / 32768)
+    np.testing.assert_array_equal(cut[2000:], 0.0)
 
 
 def test_resample_preserves_frequency_and_length():
@@ -220,14 +221,14 @@ def test_pipeline_skips_and_counts_bad_files(fixture_dir):
         "tone.flac",
         "tone.ogg",
         "tone.mp3",
-        "short.wav",
-    }
+    }  # short.wav (80 samples, 5 ms) is under the 0.1 s default `min_duration`
     assert np.concatenate(features).shape[1:] == (1 + 8000 // 512, 128)
     summary = pipeline.summary()
     assert "7 files kept" not in summary  # the header scan keeps silent.wav too
     assert "1 skipped (empty (no samples))" in summary and "1 skipped (unreadable)" in summary
     assert "1 skipped (unknown extension '.txt')" in summary
-    assert "1 silent" in summary
+    assert "1 silent" in summary and "1 too short (under 0.1 s of audio: 0.005 s)" in summary
+    assert pipeline.num_skipped == 5 and pipeline.num_cut_short == 0
     lines = []
     AudioPipelineReport({"eval": pipeline}, print_fn=lines.append).on_epoch_end(0)
     assert lines and lines[0].startswith("[eval]")

@@ -1,20 +1,24 @@
 """tf.data pipelines: audio files + labels → batches of log-mel features.
 
 file list → header scan (skip + count bad files) → shuffle (training) →
-decode → mono → resample → crop / zero-pad to a fixed duration → drop silent
-or undecodable clips (counted) → log-mel (optional; else raw waveforms for a
-model whose first layer is the front end) → optional disk cache → random crop
-of ``crop_frames`` frames (training) → batch → prefetch.
+decode → mono → resample → crop / zero-pad to a fixed duration → drop silent,
+undecodable or too short clips (counted; files cut short are kept and counted) →
+log-mel (optional; else raw waveforms for a model whose first layer is the front
+end) → optional disk cache → random crop of ``crop_frames`` frames (training) →
+batch → prefetch.
 
 Decoding, resampling, cropping and, for ``LogMelSpectrogram``, the log-mel
 itself run in one NumPy function (``tf.numpy_function``), one call per CPU
 core in parallel: libsndfile, libsoxr and the FFTs release the GIL. Every
-format goes through libsndfile, so a damaged file (cut short, bad header)
-is one more counted skip, never an error that stops a run.
+format goes through libsndfile, so a damaged file (bad header, corrupt data)
+is one more counted skip, never an error that stops a run; a file cut short
+keeps the audio that arrived when it has ``min_duration`` seconds of it, and
+``AudioPipeline.summary`` reports it.
 
 Reference: seed 001's pre-processing and training crops (docs/reconstruction.md#pre-processing).
 """
 
+import math
 import os
 
 import keras
@@ -22,6 +26,31 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aux.audio import decode as audio_lib
+
+# Rows of `AudioPipeline.seconds_ranges`: the seconds of audio of the clips skipped as too
+# short, of the files cut short (kept), and the seconds those files' headers declare.
+_TOO_SHORT_ROW, _CUT_SHORT_ROW, _DECLARED_ROW = range(3)
+
+
+def _counter(name, value=0):
+    return tf.Variable(value, dtype=tf.int64, trainable=False, name=name)
+
+
+def _seconds_ranges():
+    """A ``(3, 2)`` variable of (min, max) seconds per row, empty (inf, -inf) until updated."""
+    empty = np.tile(np.array([[np.inf, -np.inf]], np.float32), (3, 1))
+    return tf.Variable(empty, trainable=False, name="seconds_ranges")
+
+
+def _format_seconds(low, high):
+    """``"0.424 s"`` or ``"0.424–0.910 s"``: milliseconds rounded down (a clip of 0.0999 s, under
+    a 0.1 s minimum, shows as 0.099), whole seconds from 100 s."""
+
+    def one(x):
+        # float32 seconds: 0.434 is 0.43399998, so round off that error before flooring.
+        return f"{math.floor(round(x * 1000, 3)) / 1000:.3f}" if x < 100 else f"{math.floor(x)}"
+
+    return f"{one(low)} s" if one(low) == one(high) else f"{one(low)}–{one(high)} s"
 
 
 class AudioPipeline:
@@ -32,33 +61,93 @@ class AudioPipeline:
         scan: ``AudioScanReport`` of the header scan (unknown extension,
             unreadable, empty files skipped before decoding).
         num_files: files that reached the decoder.
-        silent_skipped / unreadable_skipped: ``tf.Variable`` counters of clips
-            dropped after decoding (accumulate over epochs; with a cache, only
-            the first pass decodes).
+        silent_skipped / unreadable_skipped / too_short_skipped: ``tf.Variable``
+            counters of clips dropped after decoding (accumulate over epochs;
+            with a cache, only the first pass decodes).
+        cut_short_kept: ``tf.Variable`` counter of files whose data ends before
+            the length their header declares, kept with the audio that arrived
+            (accumulates like the others).
+        seconds_ranges: ``tf.Variable`` ``(3, 2)``: (min, max) seconds of audio
+            of the too-short clips, of the cut-short files, and the seconds the
+            cut-short files' headers declare (see `too_short_seconds`...).
+        min_duration: the pipeline's ``min_duration`` (seconds).
     """
 
-    def __init__(self, dataset, scan, silent, unreadable):
+    def __init__(
+        self,
+        dataset,
+        scan,
+        silent,
+        unreadable,
+        too_short=None,
+        cut_short=None,
+        seconds_ranges=None,
+        min_duration=audio_lib.MIN_DURATION,
+    ):
         self.dataset = dataset
         self.scan = scan
         self.num_files = len(scan.kept)
         self.silent_skipped = silent
         self.unreadable_skipped = unreadable
+        self.too_short_skipped = _counter("too_short_skipped") if too_short is None else too_short
+        self.cut_short_kept = _counter("cut_short_kept") if cut_short is None else cut_short
+        self.seconds_ranges = _seconds_ranges() if seconds_ranges is None else seconds_ranges
+        self.min_duration = min_duration
 
     @property
     def num_skipped(self):
-        """Files skipped so far: at scan time, and silent or undecodable after decoding."""
+        """Files skipped so far: at scan time, and silent, undecodable or too short after
+        decoding."""
         return (
             len(self.scan.skipped)
             + int(self.silent_skipped.numpy())
             + int(self.unreadable_skipped.numpy())
+            + int(self.too_short_skipped.numpy())
         )
 
+    @property
+    def num_cut_short(self):
+        """Files kept so far whose data ends before the length their header declares."""
+        return int(self.cut_short_kept.numpy())
+
+    def _range(self, row):
+        low, high = self.seconds_ranges.numpy()[row].tolist()
+        return None if low > high else (low, high)
+
+    @property
+    def too_short_seconds(self):
+        """(min, max) seconds of audio of the clips skipped as too short, or None."""
+        return self._range(_TOO_SHORT_ROW)
+
+    @property
+    def cut_short_seconds(self):
+        """(min, max) seconds of audio that arrived of the files cut short, or None."""
+        return self._range(_CUT_SHORT_ROW)
+
+    @property
+    def cut_short_declared_seconds(self):
+        """(min, max) seconds the headers of the files cut short declare, or None."""
+        return self._range(_DECLARED_ROW)
+
     def summary(self):
-        """One line: files kept, skipped at scan time by reason, and after decoding."""
-        return (
-            f"{self.scan.summary()}; after decoding: {int(self.silent_skipped.numpy())} silent and "
-            f"{int(self.unreadable_skipped.numpy())} undecodable clips skipped"
+        """One line: files kept, skipped at scan time by reason, skipped after decoding, and the
+        files cut short (kept) with how much audio they had against what they declared."""
+        too_short = int(self.too_short_skipped.numpy())
+        seconds = self.too_short_seconds
+        short_range = f": {_format_seconds(*seconds)}" if too_short and seconds else ""
+        line = (
+            f"{self.scan.summary()}; after decoding: {int(self.silent_skipped.numpy())} silent, "
+            f"{int(self.unreadable_skipped.numpy())} undecodable and {too_short} too short "
+            f"(under {self.min_duration:g} s of audio{short_range}) clips skipped"
         )
+        cut = self.num_cut_short
+        if cut:
+            arrived, declared = self.cut_short_seconds, self.cut_short_declared_seconds
+            detail = ""
+            if arrived and declared:
+                detail = f", {_format_seconds(*arrived)} of {_format_seconds(*declared)} declared"
+            line += f"; {cut} file{'s' if cut != 1 else ''} cut short (kept{detail})"
+        return line
 
 
 def audio_pipeline(
@@ -78,6 +167,7 @@ def audio_pipeline(
     frontend_batch_size=8,
     shuffle_buffer=1024,
     num_parallel_calls=None,
+    min_duration=None,
 ):
     """Builds the pipeline (see the module docstring).
 
@@ -99,9 +189,9 @@ def audio_pipeline(
             random frame crop stays after the cache).
         strict: raise on the first bad file instead of skipping and counting
             it: ``AudioFileError`` for a file the header scan rejects; for a
-            file found damaged or silent while decoding, the dataset's iterator
-            raises ``tf.errors.InvalidArgumentError`` whose message holds
-            ``AudioFileError: <path>: <reason>``.
+            file found damaged, silent, too short or cut short while decoding,
+            the dataset's iterator raises ``tf.errors.InvalidArgumentError``
+            whose message holds ``AudioFileError: <path>: <reason>``.
         seed: seed of the shuffle, offsets and crops.
         drop_remainder: drop the last incomplete batch.
         frontend_batch_size: clips per front-end call, for a front end without a
@@ -110,6 +200,15 @@ def audio_pipeline(
         shuffle_buffer: examples in the shuffle buffer after a cache (without
             a cache the whole file list is shuffled before decoding).
         num_parallel_calls: files decoded at once; None: one per CPU core.
+        min_duration: seconds of audio a clip needs before zero-padding to
+            ``duration``; shorter clips are skipped and counted as too short
+            (a file cut to a few bytes must not become a silent example under
+            its label). None: 0.1 s (``decode.MIN_DURATION``: under one 2048-
+            sample STFT window at 16 kHz, and under FSDD's shortest recording,
+            0.1435 s), or ``duration`` when that is shorter; 0 keeps every
+            clip with a sample. A file whose data ends before its header's
+            length (cut short) is kept when it has ``min_duration`` of audio,
+            and counted with its decoded and declared seconds in ``summary()``.
 
     Returns:
         An ``AudioPipeline``.
@@ -124,6 +223,7 @@ def audio_pipeline(
         raise ValueError("`duration`, `sample_rate` and `batch_size` must be positive.")
     if crop_frames is not None and crop_frames <= 0:
         raise ValueError(f"`crop_frames` must be positive or None; got {crop_frames}.")
+    min_duration = audio_lib.check_min_duration(min_duration, duration)
     scan = audio_lib.scan_audio_files(paths, strict=strict)
     if not scan.kept:
         raise ValueError(
@@ -133,8 +233,11 @@ def audio_pipeline(
     bad = {path for path, _ in scan.skipped}
     kept_labels = labels[[i for i, path in enumerate(paths) if path not in bad]]
     num_samples = int(round(duration * sample_rate))
-    silent = tf.Variable(0, dtype=tf.int64, trainable=False, name="silent_skipped")
-    unreadable = tf.Variable(0, dtype=tf.int64, trainable=False, name="unreadable_skipped")
+    silent = _counter("silent_skipped")
+    unreadable = _counter("unreadable_skipped")
+    too_short = _counter("too_short_skipped")
+    cut_short = _counter("cut_short_kept")
+    seconds_ranges = _seconds_ranges()
 
     ds = tf.data.Dataset.from_tensor_slices(([info.path for info in scan.kept], kept_labels))
     if training and cache_dir is None:
@@ -153,37 +256,69 @@ def audio_pipeline(
     def numpy_decode(path, position):
         # Strict mode raises AudioFileError naming the file; tf.data re-raises it as
         # InvalidArgumentError whose message holds "AudioFileError: <path>: <reason>".
-        wave, status = audio_lib.decode_clip(
-            path, sample_rate, num_samples, position, strict=strict
+        wave, status, seconds, declared = audio_lib.decode_clip(
+            path,
+            sample_rate,
+            num_samples,
+            position,
+            strict=strict,
+            min_duration=min_duration,
+            return_seconds=True,
         )
         if numpy_frontend is None:
-            return wave, status
-        if status != audio_lib.OK:
-            return np.zeros(out_shape, np.float32), status
+            return wave, status, seconds, declared
+        if status not in audio_lib.KEPT:
+            return np.zeros(out_shape, np.float32), status, seconds, declared
         features = numpy_frontend(wave).astype(np.float32, copy=False)
         if not np.all(np.isfinite(features)):  # e.g. a float file holding 1e30s
             if strict:
                 raise audio_lib.AudioFileError(f"{path.decode()}: non-finite features")
-            return np.zeros(out_shape, np.float32), np.int32(audio_lib.UNREADABLE)
-        return features, status
+            return (
+                np.zeros(out_shape, np.float32),
+                np.int32(audio_lib.UNREADABLE),
+                seconds,
+                declared,
+            )
+        return features, status, seconds, declared
 
     def decode(path, label):
         # The random window position is drawn by a seeded TF op, the crop done in NumPy.
         position = tf.random.uniform([], seed=seed) if training else tf.constant(-1.0, tf.float32)
-        wave, status = tf.numpy_function(
-            numpy_decode, [path, position], (tf.float32, tf.int32), stateful=False
+        wave, status, seconds, declared = tf.numpy_function(
+            numpy_decode,
+            [path, position],
+            (tf.float32, tf.int32, tf.float32, tf.float32),
+            stateful=False,
         )
-        return tf.ensure_shape(wave, out_shape), label, tf.ensure_shape(status, [])
+        status, seconds, declared = (tf.ensure_shape(t, []) for t in (status, seconds, declared))
+        return tf.ensure_shape(wave, out_shape), label, status, seconds, declared
 
-    def keep(wave, label, status):
-        silent.assign_add(tf.cast(tf.equal(status, audio_lib.SILENT), tf.int64))
-        unreadable.assign_add(tf.cast(tf.equal(status, audio_lib.UNREADABLE), tf.int64))
-        return tf.equal(status, audio_lib.OK)
+    def keep(wave, label, status, seconds, declared):
+        def count(variable, code):
+            hit = tf.equal(status, code)
+            variable.assign_add(tf.cast(hit, tf.int64))
+            return hit
+
+        count(silent, audio_lib.SILENT)
+        count(unreadable, audio_lib.UNREADABLE)
+        short = count(too_short, audio_lib.TOO_SHORT)
+        cut = count(cut_short, audio_lib.CUT_SHORT)
+        rows = tf.stack([short, cut, cut])[:, None]
+        values = tf.stack([seconds, seconds, declared])
+        widened = tf.stack(
+            [
+                tf.minimum(seconds_ranges[:, 0], values),
+                tf.maximum(seconds_ranges[:, 1], values),
+            ],
+            axis=1,
+        )
+        seconds_ranges.assign(tf.where(rows, widened, seconds_ranges))
+        return tf.logical_or(tf.equal(status, audio_lib.OK), cut)
 
     # One decode per core: libsndfile, libsoxr and the FFTs release the GIL, so the NumPy
     # function runs in parallel.
     ds = ds.map(decode, num_parallel_calls=num_parallel_calls or os.cpu_count() or 1)
-    ds = ds.filter(keep).map(lambda wave, label, status: (wave, label))
+    ds = ds.filter(keep).map(lambda wave, label, *_: (wave, label))
     if numpy_frontend is not None:
         ds = ds.map(lambda features, label: (tf.cast(features, frontend.compute_dtype), label))
     elif frontend is not None:
@@ -207,7 +342,9 @@ def audio_pipeline(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-    return AudioPipeline(ds, scan, silent, unreadable)
+    return AudioPipeline(
+        ds, scan, silent, unreadable, too_short, cut_short, seconds_ranges, min_duration
+    )
 
 
 def _numpy_frontend(frontend):

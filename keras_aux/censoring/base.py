@@ -119,6 +119,11 @@ class Censor:
       ``p + Σ_k λ_k a_k`` (``Multitask``): the step may then take one backward
       pass of the weighted total instead of one per task.
 
+    A third, ``uses_reference`` (default True), is False when ``update``
+    never reads ``reference`` (``Multitask``, ``SingleTask``): a moving
+    average of the primary gradient (`MovingAverage`) would change nothing
+    there, so it is refused.
+
     Reference: Lemaire 2018 and Du et al. 2018 (arXiv:1812.02224) for the
     methods; the design follows optax's ``GradientTransformation``. See
     docs/censoring.md.
@@ -126,6 +131,7 @@ class Censor:
 
     needs_auxiliary_gradients = True
     is_linear = False
+    uses_reference = True
 
     def init(self, variables):
         """The initial state for ``variables`` (a list of variables or tensors).

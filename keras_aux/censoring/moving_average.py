@@ -61,6 +61,15 @@ class MovingAverage(Censor):
 
         self.censor = get(censor)
         self.alpha = validate_alpha(alpha)
+        if not self.censor.uses_reference:
+            # Refused rather than ignored: the average would cost one backward
+            # pass per task and a copy of the weights, and change nothing.
+            raise ValueError(
+                f"A moving average of the primary gradient (ema_alpha={self.alpha}) changes "
+                f"nothing for {self.censor!r}, which never compares the auxiliary gradients "
+                "with the primary one; use ema_alpha=1 with it, or a method that does "
+                "(projection, unweighted_cosine, weighted_cosine, parameter_wise)."
+            )
 
     @property
     def needs_auxiliary_gradients(self):

@@ -83,6 +83,10 @@ class PCGrad(Censor):
                 f"PCGrad needs a method that uses the auxiliary gradients; got {self.censor!r}."
             )
 
+    @property
+    def uses_reference(self):
+        return self.censor.uses_reference
+
     def init(self, variables):
         """The wrapped method's state."""
         return self.censor.init(variables)

@@ -204,7 +204,8 @@ def make_pipelines(splits, config, frontend):
 
 class _SkippedClipsReport(keras.callbacks.Callback):
     """Prints the training pipeline's bad-file summary after the first epoch, and only when a
-    file was skipped (at the header scan or after decoding); the run's last line repeats it."""
+    file was skipped (at the header scan or after decoding) or kept cut short; the run's last
+    line repeats it."""
 
     def __init__(self, pipeline, print_fn):
         super().__init__()
@@ -212,7 +213,7 @@ class _SkippedClipsReport(keras.callbacks.Callback):
         self.print_fn = print_fn
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0 and self.pipeline.num_skipped:
+        if epoch == 0 and (self.pipeline.num_skipped or self.pipeline.num_cut_short):
             self.print_fn(f"[train] {self.pipeline.summary()}")
 
 

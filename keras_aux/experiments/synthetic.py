@@ -145,9 +145,13 @@ def compile_mlp(mode, granularity, alpha, lam, steps, seed=0):
 
 
 def _state(model):
-    """Every variable a run changes: weights (the censoring state, e.g. the
-    gradient average, included) and optimizer slots."""
-    return list(model.weights) + list(model.optimizer.variables)
+    """Every variable a run changes: weights, the censoring state (e.g. the
+    gradient average) and optimizer slots."""
+    return (
+        list(model.weights)
+        + list(model.censor_state_layer.state_variables)
+        + list(model.optimizer.variables)
+    )
 
 
 def copy_state(source, target):

@@ -18,15 +18,19 @@ References:
     arXiv:1812.02224 (unweighted / weighted cosine). See docs/censoring.md.
 """
 
+import math
+import operator
 import warnings
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from keras_aux import censoring as censoring_lib
 from keras_aux import compat
 from keras_aux.models import distribution
 from keras_aux.models.task_data import TaskData
+from keras_aux.models.task_metrics import TaskMetrics, per_task
 
 
 def _check_backend(cls):
@@ -94,9 +98,12 @@ class CensorStateLayer(keras.layers.Layer):
     """Holds a censoring method's state as non-trainable variables.
 
     A layer of its own, created with the model, so a model that Keras locks
-    once built (a subclassed one) can still receive the state at `compile`;
-    being tracked by the model, its variables are saved in `.keras` files and
-    checkpoints and restored by `BackupAndRestore`.
+    once built (a subclassed one) can still receive the state at `compile`.
+    The model keeps it out of its tracked layers, so it is not counted among
+    the model's weights (``count_params``, ``summary``, ``export``): like the
+    optimizer's variables, it is training state. Keras's saving reaches it
+    through the model's ``censor_state_layer`` property, so `.keras` files,
+    ``save_weights``, `ModelCheckpoint` and `BackupAndRestore` carry it.
     """
 
     def __init__(self, **kwargs):
@@ -142,11 +149,29 @@ class CensorStateLayer(keras.layers.Layer):
         return inputs
 
 
+class _Untracked:
+    """Holds an object out of Keras's automatic tracking (a plain attribute
+    holding a layer would make it one of the model's layers)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 class _CompiledTasks:
     """What `compile` resolved: one plain object, so Keras does not track it
     as model state (recompiling replaces it; nothing leaks into `weights`)."""
 
-    def __init__(self, losses, weights, censor, track_cosine, trackers, cosines, loss_tracker):
+    def __init__(
+        self,
+        losses,
+        weights,
+        censor,
+        track_cosine,
+        trackers,
+        cosines,
+        loss_tracker,
+        task_metrics,
+    ):
         self.losses = losses
         self.weights = weights
         self.censor = censor
@@ -154,6 +179,7 @@ class _CompiledTasks:
         self.loss_trackers = trackers
         self.cosine_trackers = cosines
         self.loss_tracker = loss_tracker
+        self.task_metrics = task_metrics  # {task: TaskMetrics}, tasks with compiled metrics
         self.state_structure = None  # what `censor.init` returned, once built
         self.state_num_variables = None  # trainable variables it was built for
         self.warned_unshared = False
@@ -201,7 +227,7 @@ class AuxiliaryTrainer:
         super().__init__(*args, **kwargs)
         self._tasks = None
         self._class_weights = None
-        self.censor_state_layer = CensorStateLayer(name="censor_state")
+        self._censor_state_holder = _Untracked(CensorStateLayer(name="censor_state"))
         self._task_names = list(task_names) if task_names is not None else None
         if self._task_names is None:
             self._task_names = self._default_task_names()
@@ -302,14 +328,21 @@ class AuxiliaryTrainer:
         """Configures training, as `keras.Model.compile`, plus censoring.
 
         Args:
-            optimizer, weighted_metrics, **kwargs: as in `keras.Model.compile`
+            optimizer, **kwargs: as in `keras.Model.compile`
                 (``jit_compile``, ``run_eagerly``, ``steps_per_execution``...).
+            weighted_metrics: as ``metrics``, weighted by the sample weights
+                (and, for the primary output, the class weights).
             loss: dict ``{task_name: loss}`` covering every output, a list in
                 output order, or one loss for all outputs.
             loss_weights: dict ``{task_name: weight}`` (or a list in output
                 order); auxiliary weights are the λ's (default 1), the primary
                 weight scales the primary loss (default 1).
-            metrics: as in Keras; a dict is keyed by task name.
+            metrics: a dict keyed by output name (``{"label": ["accuracy"]}``;
+                each logged as ``<output>_<metric>``); a list (or one
+                metric) measures the primary output. Each output's metrics
+                measure that output on the batches that carry its target
+                (with `zip_tasks`, each task's own batch; in evaluation,
+                outputs without targets are left out).
             censoring: a name in `keras_aux.censoring.NAMES` (``"multitask"``
                 is the ordinary λ-weighted sum) or a `keras_aux.censoring.Censor`
                 instance, a user's own subclass included.
@@ -317,8 +350,10 @@ class AuxiliaryTrainer:
                 censoring given by name.
             ema_alpha: α in (0, 1] of the moving average of the primary
                 gradient used as the censoring reference; 1 means the current
-                primary gradient. Its state is model state (saved in `.keras`
-                files and checkpoints).
+                primary gradient. Refused with a method that never reads the
+                reference (``multitask``, ``single_task``). The average is
+                training state: saved in `.keras` files and checkpoints, not
+                counted among the model's weights nor exported.
             track_gradient_cosine: log ``<aux>_cosine``, the cosine between
                 the primary and each auxiliary gradient over the variables
                 both reach. Default: True unless the censoring ignores the
@@ -332,31 +367,41 @@ class AuxiliaryTrainer:
             self.configure_tasks(self.primary, self.input_targets)
         losses = self._resolve_losses(loss)
         weights = self._resolve_loss_weights(loss_weights)
-        self._check_metrics(metrics, "metrics")
-        self._check_metrics(weighted_metrics, "weighted_metrics")
+        plain = per_task(metrics, self.task_names, self.primary, "metrics")
+        weighted = per_task(weighted_metrics, self.task_names, self.primary, "weighted_metrics")
         censor = censoring_lib.get(censoring, granularity=granularity, ema_alpha=ema_alpha)
         if track_gradient_cosine is None:
             track_gradient_cosine = censor.needs_auxiliary_gradients
         self._drop_censor_state()
-        super().compile(
-            optimizer=optimizer,
-            loss=None,
-            metrics=metrics,
-            weighted_metrics=weighted_metrics,
-            **kwargs,
-        )
+        # Keras's compiled metrics expect every output's target in every
+        # batch; each task keeps its own (`task_metrics`) instead.
+        super().compile(optimizer=optimizer, loss=None, **kwargs)
         with self.distribute_strategy.scope():
             loss_tracker = keras.metrics.Mean(name="loss")
             trackers = {t: keras.metrics.Mean(name=f"{t}_loss") for t in self.task_names}
             cosines = {}
             if track_gradient_cosine:
                 cosines = {t: keras.metrics.Mean(name=f"{t}_cosine") for t in self.auxiliary_names}
+            task_metrics = {
+                t: TaskMetrics(t, plain.get(t, ()), weighted.get(t, ()))
+                for t in self.task_names
+                if t in plain or t in weighted
+            }
         self._tasks = _CompiledTasks(
-            losses, weights, censor, bool(track_gradient_cosine), trackers, cosines, loss_tracker
+            losses,
+            weights,
+            censor,
+            bool(track_gradient_cosine),
+            trackers,
+            cosines,
+            loss_tracker,
+            task_metrics,
         )
         self._compile_arguments = dict(
             loss=loss,
             loss_weights=loss_weights,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
             censoring=keras.saving.serialize_keras_object(censor),
             track_gradient_cosine=bool(track_gradient_cosine),
             primary=self.primary,
@@ -443,30 +488,33 @@ class AuxiliaryTrainer:
                 w = float(w)
             except (TypeError, ValueError):
                 raise ValueError(f"`loss_weights[{t!r}]` must be a number; got {w!r}.") from None
-            if not w >= 0.0:
-                raise ValueError(f"`loss_weights[{t!r}]` must be >= 0; got {w}.")
+            if not (w >= 0.0 and math.isfinite(w)):
+                raise ValueError(f"`loss_weights[{t!r}]` must be finite and >= 0; got {w}.")
             weights[t] = w
         return weights
 
-    def _check_metrics(self, metrics, what):
-        if isinstance(metrics, dict):
-            unknown = sorted(set(metrics) - set(self.task_names))
-            if unknown:
-                raise ValueError(
-                    f"`{what}` names unknown outputs {unknown}; the outputs are {self.task_names}."
-                )
-
     @property
     def metrics(self):
-        """Total loss, per-task losses, cosines, then the compiled metrics."""
+        """Total loss, per-task losses, cosines, then each task's compiled metrics."""
         metrics = super().metrics
         if not self.compiled or self._tasks is None:
             return metrics
         tasks = self._tasks
-        own = [tasks.loss_tracker, *tasks.loss_trackers.values(), *tasks.cosine_trackers.values()]
+        own = [
+            tasks.loss_tracker,
+            *tasks.loss_trackers.values(),
+            *tasks.cosine_trackers.values(),
+            *tasks.task_metrics.values(),
+        ]
         return distribution.with_own_metrics(metrics, own)
 
     # ---------------------------------------------------------- censor state
+    @property
+    def censor_state_layer(self):
+        """The `CensorStateLayer` holding the censoring state: training state,
+        saved and restored with the model but not one of its layers."""
+        return self._censor_state_holder.value
+
     def _drop_censor_state(self):
         if self._tasks is not None:
             self.censor_state_layer.assign_structure([])
@@ -604,13 +652,21 @@ class AuxiliaryTrainer:
         return weight
 
     def _primary_class_weights(self, target):
-        """Per-sample weights from `fit(class_weight=...)`, for the primary task only."""
-        target = tf.convert_to_tensor(target)
-        if target.shape.rank == 2 and target.shape[-1] > 1:
-            ids = tf.argmax(target, axis=-1)
+        """Per-sample weights from `fit(class_weight=...)`, for the primary task
+        only, as Keras computes them: the class is the arg-max of a one-hot
+        row, else the rounded label; a class without a weight weighs 1."""
+        target = ops.convert_to_tensor(target)
+        if len(target.shape) >= 2 and target.shape[-1] != 1:
+            ids = ops.argmax(target, axis=-1)
         else:
-            ids = tf.reshape(target, [-1]) if target.shape.rank == 2 else target
-        return tf.gather(self._class_weights, tf.cast(ids, "int32"))
+            ids = ops.reshape(target, (-1,)) if len(target.shape) >= 2 else target
+        ids = ops.cast(ops.round(ops.cast(ids, "float32")), "int32")
+        table = self._class_weights
+        size = table.shape[0]
+        # Checked before the gather: an index out of range does not raise on a GPU.
+        known = ops.logical_and(ids >= 0, ids < size)
+        weights = ops.take(table, ops.clip(ids, 0, size - 1))
+        return ops.where(known, weights, ops.ones_like(weights))
 
     def compute_task_losses(self, targets, y_pred, sample_weight=None):
         """Unweighted losses of the tasks in ``targets``: ``{task_name: scalar}``.
@@ -660,6 +716,17 @@ class AuxiliaryTrainer:
         objectives += [task_losses[t] for t in self.auxiliary_names]
         return [self.optimizer.scale_loss(o) for o in objectives]
 
+    def _loss_scale(self):
+        """The factor mixed precision's loss scaling puts on the gradients, or
+        None without a `keras.optimizers.LossScaleOptimizer`."""
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            return self.optimizer.scale_loss(ops.ones((), "float32"))
+        return None
+
+    @staticmethod
+    def _scaled(grads, factor):
+        return [None if g is None else g * ops.cast(factor, g.dtype) for g in grads]
+
     def compute_task_gradients(self, tape, objectives, variables):
         """Primary and auxiliary gradients from one persistent tape: the
         forward pass is shared, one backward pass per task. Dense (embedding
@@ -677,16 +744,36 @@ class AuxiliaryTrainer:
         return lists[0], lists[1:]
 
     def combine_gradients(self, primary, auxiliary):
-        """The compiled censoring method's update; its new state is assigned."""
+        """The compiled censoring method's update: ``(gradients, new_state)``.
+
+        Pure: the step assigns ``new_state`` with `assign_censor_state`.
+        """
         tasks = self._tasks
         weights = [tasks.weights[t] for t in self.auxiliary_names] if auxiliary else []
         self._warn_unshared(primary, auxiliary)
         self.build_censor_state()
-        grads, new_state = tasks.censor.update(primary, auxiliary, weights, self.censor_state)
+        return tasks.censor.update(primary, auxiliary, weights, self.censor_state)
+
+    @staticmethod
+    def all_finite(grads):
+        """True (a boolean scalar) when every gradient is finite: the test by
+        which a `LossScaleOptimizer` applies a step or skips it."""
+        checks = [ops.all(ops.isfinite(g)) for g in grads if g is not None]
+        return ops.all(ops.stack(checks)) if checks else ops.convert_to_tensor(True)
+
+    def assign_censor_state(self, new_state, applied):
+        """Assigns the censoring method's new state if the step was ``applied``
+        (a boolean scalar), else keeps the old one.
+
+        The one rule that makes every stateful method safe under mixed
+        precision: a step the loss-scale optimizer skips (non-finite
+        gradients) must leave no trace, or one overflow would poison a moving
+        average and every later step would be skipped too.
+        """
         variables = self.censor_state_layer.state_variables
         for variable, value in zip(variables, keras.tree.flatten(new_state)):
-            variable.assign(tf.cast(value, variable.dtype))
-        return grads
+            value = ops.cast(value, variable.dtype)
+            variable.assign(ops.where(applied, value, variable.value))
 
     def _warn_unshared(self, primary, auxiliary):
         """Warns (once, at trace time) about auxiliary outputs that share no
@@ -708,8 +795,11 @@ class AuxiliaryTrainer:
         gradients were already summed over replicas by `all_reduce_gradients`."""
         distribution.apply_gradients(self.optimizer, grads, variables, all_reduced)
 
-    def update_task_metrics(self, task_losses, batch_size, primary=None, auxiliary=None):
-        """Updates the total, per-task loss and (when gradients are given) cosine trackers."""
+    def update_task_metrics(
+        self, task_losses, batch_size, primary=None, auxiliary=None, applied=None
+    ):
+        """Updates the total, per-task loss and (when gradients are given) cosine
+        trackers; the cosines leave out a step that was not ``applied``."""
         tasks = self._tasks
         tasks.loss_tracker.update_state(
             distribution.unscale_loss(self._total_loss(task_losses)), sample_weight=batch_size
@@ -721,17 +811,34 @@ class AuxiliaryTrainer:
         if primary is not None and auxiliary:
             for t, grads in zip(self.auxiliary_names, auxiliary):
                 if t in tasks.cosine_trackers:
-                    tasks.cosine_trackers[t].update_state(
-                        censoring_lib.cosine_similarity(primary, grads)
-                    )
+                    cosine = censoring_lib.cosine_similarity(primary, grads)
+                    weight = None
+                    if applied is not None:
+                        cosine = ops.where(applied, cosine, ops.zeros_like(cosine))
+                        weight = ops.cast(applied, cosine.dtype)
+                    tasks.cosine_trackers[t].update_state(cosine, sample_weight=weight)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics of the tasks that ``y`` has targets for.
+
+        Keras's hook, with ``y`` a dict ``{task_name: target}`` that may leave
+        tasks out (their metrics are then not updated) and ``y_pred`` the
+        model's outputs. Returns the metrics' current results.
+        """
+        del x
+        outputs = self._outputs_by_task(y_pred)
+        for t, target in y.items():
+            metrics = self._tasks.task_metrics.get(t)
+            if metrics is not None:
+                weight = self._sample_weight_for(sample_weight, t, target)
+                metrics.update_state(target, outputs[t], weight)
+        return self._logs(training=False, tasks=set(y))
 
     def _logs(self, training, tasks=None):
         skip = set() if training else {id(m) for m in self._tasks.cosine_trackers.values()}
-        skip |= {
-            id(m)
-            for t, m in self._tasks.loss_trackers.items()
-            if tasks is not None and t not in tasks
-        }
+        if tasks is not None:
+            for per_task_metrics in (self._tasks.loss_trackers, self._tasks.task_metrics):
+                skip |= {id(m) for t, m in per_task_metrics.items() if t not in tasks}
         return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
 
     @staticmethod
@@ -780,11 +887,9 @@ class AuxiliaryTrainer:
         return task_losses, predictions
 
     def _update_compiled_metrics(self, predictions):
-        # Compiled metrics follow the primary batch (the first), as in Keras,
-        # through Keras's own `compute_metrics` hook.
-        x, targets, y_pred, sample_weight = predictions[0]
-        outputs = self._outputs_by_task(y_pred)
-        self.compute_metrics(x, targets, {t: outputs[t] for t in targets}, sample_weight)
+        # Each task's metrics measure its output on the batch carrying its target.
+        for x, targets, y_pred, sample_weight in predictions:
+            self.compute_metrics(x, targets, y_pred, sample_weight)
 
     def _gradients_needed(self):
         """``"total"`` (one backward pass of the weighted total), ``"primary"``
@@ -811,7 +916,7 @@ class AuxiliaryTrainer:
             else:
                 objectives = self.task_objectives(task_losses)
         variables = self.trainable_variables
-        primary = auxiliary = None
+        primary = auxiliary = applied = None
         if needed == "total":
             # Linear and unmeasured: exactly the plain Keras step.
             self.apply_gradients(tape.gradient(objectives[0], variables), variables, False)
@@ -819,8 +924,22 @@ class AuxiliaryTrainer:
             primary, auxiliary = self.compute_task_gradients(tape, objectives, variables)
             del tape
             primary, auxiliary = self.all_reduce_gradients(primary, auxiliary)
-            self.apply_gradients(self.combine_gradients(primary, auxiliary), variables)
-        self.update_task_metrics(task_losses, self._batch_size(batches[0][0]), primary, auxiliary)
+            # Censoring (and its state, a moving average) sees true gradients:
+            # the loss scale changes during training. It is a power of two, so
+            # dividing and multiplying back is exact.
+            scale = self._loss_scale()
+            if scale is not None:
+                primary = self._scaled(primary, 1.0 / scale)
+                auxiliary = [self._scaled(grads, 1.0 / scale) for grads in auxiliary]
+            grads, new_state = self.combine_gradients(primary, auxiliary)
+            applied = self.all_finite(grads)
+            self.assign_censor_state(new_state, applied)
+            if scale is not None:
+                grads = self._scaled(grads, scale)
+            self.apply_gradients(grads, variables)
+        self.update_task_metrics(
+            task_losses, self._batch_size(batches[0][0]), primary, auxiliary, applied
+        )
         self._update_compiled_metrics(predictions)
         return self._logs(training=True)
 
@@ -835,10 +954,10 @@ class AuxiliaryTrainer:
 
     # -------------------------------------------------------------------- fit
     def fit(self, *args, class_weight=None, **kwargs):
-        """`keras.Model.fit`. ``class_weight`` (``{class_id: weight}``, every
-        class from 0) weights the primary task's loss only: class weights are
-        about the primary task's classes, and an auxiliary loss (e.g. a
-        reconstruction) has none."""
+        """`keras.Model.fit`. ``class_weight`` (``{class_id: weight}``; classes
+        it leaves out weigh 1, as in Keras) weights the primary task's loss
+        only: class weights are about the primary task's classes, and an
+        auxiliary loss (e.g. a reconstruction) has none."""
         args = list(args)
         if len(args) > 9:  # class_weight given positionally
             class_weight, args[9] = args[9], None
@@ -850,19 +969,37 @@ class AuxiliaryTrainer:
 
     @staticmethod
     def _class_weight_table(class_weight):
+        """``{class_id: weight}`` as a dense table up to the largest id; the
+        classes it leaves out weigh 1, as in Keras."""
         if class_weight is None:
             return None
         if not isinstance(class_weight, dict) or not class_weight:
             raise ValueError(
-                f"`class_weight` must be a dict {{class_id: weight}}; got {class_weight!r}."
+                f"`class_weight` must be a non-empty dict {{class_id: weight}}; got "
+                f"{class_weight!r}."
             )
-        keys = sorted(class_weight)
-        if keys != list(range(len(keys))):
-            raise ValueError(
-                f"`class_weight` must have keys 0..{len(keys) - 1}, one per primary class; "
-                f"got {keys}."
-            )
-        return tf.constant([float(class_weight[k]) for k in keys], "float32")
+        table = {}
+        for key, value in class_weight.items():
+            try:
+                class_id = operator.index(key)
+            except TypeError:
+                class_id = -1
+            if isinstance(key, bool) or class_id < 0:
+                raise ValueError(
+                    f"`class_weight` keys must be class ids (integers >= 0); got {key!r}."
+                )
+            try:
+                weight = float(value)
+            except (TypeError, ValueError):
+                weight = math.nan
+            if not (math.isfinite(weight) and weight >= 0.0):
+                raise ValueError(
+                    f"`class_weight[{key!r}]` must be a finite number >= 0; got {value!r}."
+                )
+            table[class_id] = weight
+        return ops.convert_to_tensor(
+            [table.get(k, 1.0) for k in range(max(table) + 1)], dtype="float32"
+        )
 
     # ----------------------------------------------------------------- export
     def export(

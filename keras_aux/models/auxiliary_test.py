@@ -2,6 +2,7 @@
 export, XLA, MirroredStrategy against one device, seeding, bad inputs."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -176,10 +177,12 @@ class AuxiliaryModelTest(TestCase):
         state = model.censor_state
         self.assertEqual(int(state["started"]), 1)
         self.assertGreater(float(np.abs(np.asarray(state["average"][0])).sum()), 0.0)
-        # The moving average is model state: one variable per trainable variable, plus a flag.
+        # The moving average is training state (one variable per trainable
+        # variable, plus a flag), not one of the model's weights.
         self.assertEqual(
-            len(model.weights), len(build_model().weights) + len(model.trainable_variables) + 1
+            len(model.censor_state_layer.state_variables), len(model.trainable_variables) + 1
         )
+        self.assertEqual(len(model.weights), len(build_model().weights))
 
     def test_save_load_round_trip_keeps_censoring(self):
         x, y = make_data(64)
@@ -411,3 +414,112 @@ class SeparateAuxiliaryDataTest(TestCase):
             zip_tasks(primary, {"auxiliary": (x2, y2)})
         with self.assertRaisesRegex(ValueError, "primary output"):
             model.evaluate(x1, {"auxiliary": y2}, verbose=0)
+
+
+def classification_model(seed=0):
+    """Shared trunk, a 3-class primary head and a 2-class auxiliary head."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    x = keras.Input((5,), name="x")
+    h = keras.layers.Dense(8, activation="relu", kernel_initializer=init)(x)
+    outputs = {
+        "p": keras.layers.Dense(3, activation="softmax", kernel_initializer=init, name="p")(h),
+        "side": keras.layers.Dense(2, activation="softmax", kernel_initializer=init, name="side")(
+            h
+        ),
+    }
+    return AuxiliaryModel(x, outputs, primary="p")
+
+
+def accuracy(probabilities, labels):
+    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+
+
+class TaskMetricsTest(TestCase):
+    """Each output's compiled metrics keep its name and measure that output,
+    whichever targets a batch carries."""
+
+    def data(self, n=64, seed=0):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(n, 5)).astype("float32")
+        return x, (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0.5), (x[:, 2] > 0).astype("int32")
+
+    def compile(self, model, **kwargs):
+        model.compile(
+            keras.optimizers.SGD(0.1),
+            loss="sparse_categorical_crossentropy",
+            metrics={"p": ["accuracy", "sparse_categorical_crossentropy"]},
+            **kwargs,
+        )
+        return model
+
+    def test_separately_fed_tasks_keep_their_metric_names_and_outputs(self):
+        x, y, side = self.data()
+        model = self.compile(classification_model())
+        train = zip_tasks(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(16),
+            {"side": tf.data.Dataset.from_tensor_slices((x[::-1], side[::-1])).batch(16)},
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(
+                train,
+                validation_data=(x, y),
+                epochs=3,
+                verbose=0,
+                callbacks=[keras.callbacks.EarlyStopping("val_p_accuracy", mode="max", patience=1)],
+            ).history
+        self.assertEqual([str(w.message) for w in caught if "val_p_accuracy" in str(w.message)], [])
+        self.assertIn("p_accuracy", history)
+        self.assertIn("val_p_accuracy", history)
+        self.assertIn("p_sparse_categorical_crossentropy", history)
+        self.assertNotIn("accuracy", history)
+        self.assertNotIn("accuracy_1", history)
+        # Evaluated with both targets, the primary metric measures the primary output.
+        logs = model.evaluate(x, {"p": y, "side": side}, batch_size=64, verbose=0, return_dict=True)
+        predictions = model.predict(x, verbose=0)
+        self.assertAllClose(logs["p_accuracy"], accuracy(predictions["p"], y), atol=1e-6)
+        self.assertNotAlmostEqual(
+            accuracy(predictions["p"], y), accuracy(predictions["side"], side), places=3
+        )
+
+    def test_primary_only_validation_with_compiled_metrics(self):
+        x, y, side = self.data()
+        model = self.compile(classification_model())
+        model.compile(
+            keras.optimizers.SGD(0.1),
+            loss="sparse_categorical_crossentropy",
+            metrics={"p": ["accuracy"], "side": ["accuracy"]},
+            weighted_metrics={"p": ["accuracy"]},
+        )
+        history = model.fit(
+            x,
+            {"p": y, "side": side},
+            validation_data=(x, {"p": y}),
+            epochs=1,
+            batch_size=16,
+            verbose=0,
+        ).history
+        self.assertIn("side_accuracy", history)
+        self.assertIn("p_weighted_accuracy", history)
+        self.assertIn("val_p_accuracy", history)
+        self.assertNotIn("val_side_accuracy", history)
+        logs = model.evaluate(x, {"p": y}, batch_size=64, verbose=0, return_dict=True)
+        self.assertAllClose(
+            logs["p_accuracy"], accuracy(model.predict(x, verbose=0)["p"], y), atol=1e-6
+        )
+        self.assertNotIn("side_accuracy", logs)
+
+    def test_a_metric_list_measures_the_primary_output_and_survives_saving(self):
+        x, y, side = self.data()
+        model = classification_model()
+        model.compile("sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x, {"p": y, "side": side}, epochs=1, verbose=0)
+        path = os.path.join(self.get_temp_dir(), "model.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        logs = restored.evaluate(x, {"p": y}, batch_size=64, verbose=0, return_dict=True)
+        self.assertAllClose(
+            logs["p_accuracy"], accuracy(restored.predict(x, verbose=0)["p"], y), atol=1e-6
+        )
+        with self.assertRaisesRegex(ValueError, r"unknown outputs \['q'\]"):
+            model.compile("sgd", loss="mse", metrics={"q": ["mae"]})

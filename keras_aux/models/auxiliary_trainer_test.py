@@ -275,11 +275,12 @@ class CensorStateTest(TestCase):
 
     def test_recompiling_replaces_the_state(self):
         model = compile_model(build_model(), "projection", ema_alpha=0.1)
-        n = len(model.weights)
+        n = len(model.censor_state_layer.state_variables)
+        self.assertEqual(n, len(model.trainable_variables) + 1)
         compile_model(model, "projection", ema_alpha=0.2)
-        self.assertEqual(len(model.weights), n)
+        self.assertEqual(len(model.censor_state_layer.state_variables), n)
         compile_model(model, "projection")
-        self.assertEqual(len(model.weights), n - len(model.trainable_variables) - 1)
+        self.assertEqual(model.censor_state_layer.state_variables, [])
         self.assertEqual(model.censor_state, ())  # a stateless method
 
 
@@ -329,9 +330,38 @@ class ErrorsTest(TestCase):
         self.assertAllClose(
             results[2.0]["reconstruction_loss"][0], results[1.0]["reconstruction_loss"][0]
         )
+
+    def test_class_weight_as_keras_has_it(self):
+        # Keras weighs the classes a `class_weight` dict leaves out 1 (labels
+        # here are 0..2); the primary loss must equal a plain Keras model's
+        # on the same weights.
+        x, y = make_data(64)
+        self.assertEqual(sorted(set(y)), [0, 1, 2])
+        for class_weight in ({0: 1.0, 1: 2.0}, {1: 2.0}, {2: 0.5, 7: 3.0}):
+            model = compile_model(build_model(), "multitask", lr=0.0)
+            plain = keras.Model(model.inputs, model.get_layer("label_head").output)
+            plain.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+            ours = model.fit(x, y, batch_size=64, verbose=0, class_weight=class_weight)
+            theirs = plain.fit(x, y, batch_size=64, verbose=0, class_weight=class_weight)
+            self.assertAllClose(ours.history["label_loss"][0], theirs.history["loss"][0], rtol=1e-5)
+            # One-hot primary targets: the class is the arg-max, as in Keras.
+            one_hot = keras.utils.to_categorical(y, 3)
+            model.compile(
+                keras.optimizers.SGD(0.0),
+                loss={"label": "categorical_crossentropy", "reconstruction": "mae"},
+            )
+            ours = model.fit(x, one_hot, batch_size=64, verbose=0, class_weight=class_weight)
+            self.assertAllClose(ours.history["label_loss"][0], theirs.history["loss"][0], rtol=1e-5)
         model = compile_model(build_model(), "multitask")
-        with self.assertRaisesRegex(ValueError, "keys 0..1"):
-            model.fit(x, y, verbose=0, class_weight={0: 1.0, 2: 1.0})
+        for bad, message in (
+            ({-1: 2.0}, "integers >= 0"),
+            ({"a": 2.0}, "integers >= 0"),
+            ({0: float("nan")}, "finite number"),
+            ({0: -1.0}, "finite number"),
+            ({}, "non-empty dict"),
+        ):
+            with self.assertRaisesRegex(ValueError, message):
+                model.fit(x, y, verbose=0, class_weight=bad)
 
     def test_loss_list_and_metric_typos(self):
         x, y = make_data(32)
@@ -406,3 +436,126 @@ class OlderFilesTest(TestCase):
             model.predict(expected["x"], verbose=0)["label"], expected["label"], atol=1e-6
         )
         model.fit(expected["x"], np.zeros(len(expected["x"])), verbose=0)
+
+
+def raw_units_regression(policy_dtype="float32", seed=0):
+    """A primary regression head and an input reconstruction; the heads stay
+    float32 under mixed precision, as Keras advises for outputs."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    x = keras.Input((8,), name="f")
+    h = keras.layers.Dense(16, activation="relu", kernel_initializer=init)(x)
+    outputs = {
+        "p": keras.layers.Dense(1, dtype="float32", kernel_initializer=init, name="p")(h),
+        "r": keras.layers.Dense(8, dtype="float32", kernel_initializer=init, name="r")(h),
+    }
+    return AuxiliaryModel(x, outputs, primary="p", input_targets={"r": "f"})
+
+
+class MixedPrecisionTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        self.addCleanup(keras.mixed_precision.set_global_policy, previous)
+
+    def fit(self, y, ema_alpha, epochs=1):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(384, 8)).astype("float32")
+        model = raw_units_regression()
+        model.compile(
+            "adam", loss={"p": "mse", "r": "mse"}, censoring="projection", ema_alpha=ema_alpha
+        )
+        self.assertIsInstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        model.fit(x, y(x), batch_size=8, epochs=epochs, verbose=0)
+        return model
+
+    def test_an_overflow_does_not_stop_the_moving_average_for_good(self):
+        # Targets in raw units: the first float16 gradients overflow, and
+        # dynamic loss scaling skips those steps until the scale fits.
+        direction = np.random.default_rng(1).normal(size=(8,)).astype("float32")
+        raw = lambda x: (x @ direction * 1e5).astype("float32")  # noqa: E731
+        plain = self.fit(raw, ema_alpha=1.0)
+        averaged = self.fit(raw, ema_alpha=0.01)
+        applied = int(plain.optimizer.iterations.numpy())
+        self.assertGreater(applied, 0)
+        self.assertLess(applied, 48)  # some steps were skipped: the overflow happened
+        self.assertEqual(int(averaged.optimizer.iterations.numpy()), applied)
+        for leaf in keras.tree.flatten(averaged.censor_state):
+            self.assertTrue(np.all(np.isfinite(np.asarray(leaf))))
+        self.assertEqual(int(averaged.censor_state["started"]), 1)
+
+    def test_a_skipped_step_leaves_the_state_as_it_was_and_it_holds_true_gradients(self):
+        x = np.random.default_rng(0).normal(size=(8, 8)).astype("float32")
+        model = raw_units_regression()
+        model.compile("sgd", loss={"p": "mse", "r": "mse"}, censoring="projection", ema_alpha=0.5)
+        model.train_on_batch(x, np.full((8, 1), 1e9, "float32"))  # overflows: skipped
+        self.assertEqual(int(model.optimizer.iterations.numpy()), 0)
+        self.assertEqual(int(model.censor_state["started"]), 0)
+        for average in model.censor_state["average"]:
+            np.testing.assert_array_equal(np.asarray(average), 0.0)
+        y = np.ones((8, 1), "float32")
+        with tf.GradientTape() as tape:
+            loss = keras.losses.MeanSquaredError()(y, model(x)["p"])
+        expected = tape.gradient(loss, model.trainable_variables)
+        model.train_on_batch(x, y)
+        self.assertEqual(int(model.optimizer.iterations.numpy()), 1)
+        # The first average is the primary gradient itself, unscaled (the loss
+        # scale is 2^15 here): float16 arithmetic, so to 1 %.
+        for got, want in zip(model.censor_state["average"], expected):
+            if want is not None:
+                self.assertAllClose(got, want, atol=1e-3, rtol=1e-2)
+
+
+class TrainingStateTest(TestCase):
+    """The censoring state is training state: saved and restored with the
+    model, never counted among its weights nor exported."""
+
+    def test_the_moving_average_is_not_a_model_weight(self):
+        x, y = make_data(32)
+        plain = build_model(seed=3)
+        model = compile_model(build_model(seed=3), "projection", ema_alpha=0.1)
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        self.assertEqual(model.count_params(), plain.count_params())
+        self.assertEqual(len(model.weights), len(plain.weights))
+        self.assertEqual(len(model.non_trainable_weights), 0)
+        lines = []
+        model.summary(print_fn=lambda line, **_: lines.append(line))
+        summary = "\n".join(lines)
+        self.assertIn(f"Trainable params: {plain.count_params()} ", summary.replace(",", ""))
+        self.assertIn("Non-trainable params: 0 ", summary)
+        self.assertNotIn("censor_state", summary)
+        # `export` serves without it.
+        path = os.path.join(self.get_temp_dir(), "exported")
+        model.export(path, verbose=False)
+        loaded = tf.saved_model.load(path)
+        self.assertEqual(len(loaded.variables), len(plain.weights))
+        # `.keras` files keep it.
+        keras_path = os.path.join(self.get_temp_dir(), "model.keras")
+        model.save(keras_path)
+        restored = keras.saving.load_model(keras_path)
+        self.assertEqual(int(restored.censor_state["started"]), 1)
+        for a, b in zip(
+            keras.tree.flatten(model.censor_state), keras.tree.flatten(restored.censor_state)
+        ):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+class RefusalsTest(TestCase):
+    def test_a_moving_average_that_changes_nothing_is_refused(self):
+        for name in ("multitask", "single_task"):
+            with self.assertRaisesRegex(ValueError, "changes nothing"):
+                compile_model(build_model(), name, ema_alpha=0.5)
+        with self.assertRaisesRegex(ValueError, "changes nothing"):
+            censoring.MovingAverage(censoring.PCGrad(), 0.5)
+        # A method that reads the reference still takes it.
+        censoring.MovingAverage(censoring.PCGrad(censoring.Projection()), 0.5)
+        compile_model(build_model(), "multitask", ema_alpha=1.0)
+
+    def test_an_infinite_weight_is_refused(self):
+        for weights in ({"reconstruction": float("inf")}, {"label": float("inf")}):
+            with self.assertRaisesRegex(ValueError, "finite"):
+                build_model().compile(
+                    "sgd",
+                    loss={"label": "sparse_categorical_crossentropy", "reconstruction": "mae"},
+                    loss_weights=weights,
+                )

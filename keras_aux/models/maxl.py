@@ -373,6 +373,17 @@ class MAXL(keras.Model):
             primary_labels: integer primary labels of the same examples.
         """
         ids = self._primary_ids(primary_labels)
+        count = int(ids.shape[0])
+        if count == 0:
+            raise ValueError(
+                "`generate_labels` got 0 examples: pass at least one input with its primary label."
+            )
+        sizes = {int(t.shape[0]) for t in keras.tree.flatten(x)}
+        if sizes != {count}:
+            raise ValueError(
+                f"`generate_labels` got {count} primary labels but inputs of "
+                f"{sorted(sizes)} examples: give one label per input."
+            )
         outputs = []
         for start in range(0, int(ids.shape[0]), batch_size):
             rows = slice(start, start + batch_size)

@@ -447,6 +447,11 @@ class MAXLTest(TestCase):
         self.assertEqual(labels.shape, (16, 5))
         self.assertAllClose(labels.sum(-1), np.ones(16), atol=1e-6)
         self.assertTrue(np.all(labels[y == 0][:, 2:] == 0) and np.all(labels[y == 1][:, :2] == 0))
+        model = self.compiled(seed=8)
+        with self.assertRaisesRegex(ValueError, "got 0 examples"):
+            model.generate_labels(x[:0], y[:0])
+        with self.assertRaisesRegex(ValueError, "16 primary labels but inputs of \\[8\\]"):
+            model.generate_labels(x[:8], y)
 
     def test_from_backbone_with_the_conv4_backbone(self):
         from keras_aux.architectures import conv4_backbone
