@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` and `make test`.
+# The two commands of the README: `make demo` and `make test`. CI (.ci/run) also runs the fast
+# tier on the oldest stack (`make test-oldest`) and on JAX without TensorFlow (`make test-jax`).
 # Both create .venv if it is missing and (re)install the package, on exactly the tested stack of
 # requirements/locked.txt, when setup.py or the lock file changes (BUILD.md, "The build").
 PYTHON ?= python3
@@ -9,8 +10,8 @@ LOCK ?= requirements/locked.txt
 EXTRAS ?= tensorflow-cpu,all,dev,jax
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# The fast tier, the one run on the oldest supported stack: keras-aux's colocated unit tests
-# and the install checks.
+# The fast tier, the one run on the oldest supported stack and on JAX: keras-aux's colocated unit
+# tests and the install checks.
 FAST_TIER ?= keras_aux tests/test_install.py
 # pytest-xdist workers: one per core, at most 4 (each imports TensorFlow). The suite is mostly
 # single-threaded tracing, so two workers on two cores halve its time. `PYTEST_WORKERS=0` runs
@@ -18,7 +19,11 @@ FAST_TIER ?= keras_aux tests/test_install.py
 PYTEST_WORKERS ?= auto
 PYTEST := -m pytest -n $(PYTEST_WORKERS) --maxprocesses=4
 
-.PHONY: install demo test test-oldest lint format benchmarks clean
+# The JAX tier's extras: everything but a TensorFlow flavour and `tfds` (its builders are
+# TensorFlow-only), so that no TensorFlow is installed.
+JAX_EXTRAS ?= jax,audio,tuning,sklearn,trainers,dev
+
+.PHONY: install demo test test-oldest test-jax lint format benchmarks clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +51,14 @@ test-oldest:
 	$(MAKE) install VENV=.venv-oldest LOCK=requirements/oldest.txt EXTRAS=tensorflow-cpu,all,dev
 	.venv-oldest/bin/python $(PYTEST) $(FAST_TIER)
 
+# The fast tier on the JAX backend in a virtualenv WITHOUT TensorFlow (requirements/locked-jax.txt):
+# keras-aux installs, imports and works there; tests that need TensorFlow skip, saying so
+# (conftest.py). KERAS_AUX_TEST_TIER=jax makes tests/test_install.py check that TensorFlow really
+# is absent.
+test-jax:
+	$(MAKE) install VENV=.venv-jax LOCK=requirements/locked-jax.txt EXTRAS=$(JAX_EXTRAS)
+	KERAS_BACKEND=jax KERAS_AUX_TEST_TIER=jax .venv-jax/bin/python $(PYTEST) $(FAST_TIER)
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -58,4 +71,4 @@ benchmarks: install
 	$(PY) -m benchmarks.step_overhead
 
 clean:
-	rm -rf $(VENV) .venv-oldest *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-oldest .venv-jax *.egg-info .pytest_cache .ruff_cache

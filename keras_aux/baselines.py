@@ -17,10 +17,13 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_aux import hierarchy
-from keras_aux.utils.optional import require
+from keras_aux.utils.optional import LazyTensorFlow, require
+
+# On the TensorFlow backend `AuxiliaryLabelTable` keeps its labels in a tf.Variable read by a
+# tf.data pipeline; on the others in a NumPy array read by a `keras.utils.PyDataset`.
+tf = LazyTensorFlow("for the auxiliary label table of the baselines (tf.Variable, tf.data)")
 
 
 def _primary_labels(primary_labels, psi):
@@ -209,12 +212,17 @@ def autoencoder(input_shape, latent_dim=32, hidden_units=(256,), seed=None, lear
 
 
 class AuxiliaryLabelTable:
-    """Per-example auxiliary labels in a `tf.Variable`, and a `tf.data`
-    pipeline for `fit` that reads them by example index at run time.
+    """Per-example auxiliary labels, and a dataset for `fit` that reads them by
+    example index at run time.
 
     Re-assigning the table (e.g. after re-clustering) changes what the next
     epoch trains on without rebuilding the dataset. Every assignment is
     checked: each label must lie in its example's primary block.
+
+    On the TensorFlow backend the labels are a `tf.Variable` and `dataset` a
+    `tf.data` pipeline; on other backends (JAX) a NumPy array and a
+    `keras.utils.PyDataset` (the same batches' contents; its shuffle order is
+    NumPy's, not tf.data's), so the baselines need no TensorFlow there.
 
     Args:
         initial_labels: int auxiliary labels, shape ``(N,)``.
@@ -222,7 +230,8 @@ class AuxiliaryLabelTable:
         psi: the hierarchy ψ.
 
     Attributes:
-        labels: the ``int64`` `tf.Variable` of shape ``(N,)``.
+        labels: the ``int64`` labels of shape ``(N,)``: a `tf.Variable` on the
+            TensorFlow backend, else a NumPy array (assigned in place).
         primary_labels: the int64 numpy primary labels.
         psi: ψ as a tuple.
 
@@ -234,9 +243,12 @@ class AuxiliaryLabelTable:
         self.psi = hierarchy.validate_psi(psi)
         self.primary_labels = _primary_labels(primary_labels, self.psi)
         self._owner = hierarchy.primary_of_auxiliary(self.psi)
-        self.labels = tf.Variable(
-            self._checked(initial_labels), trainable=False, name="auxiliary_labels"
-        )
+        self._tf_data = keras.backend.backend() == "tensorflow"
+        labels = self._checked(initial_labels)
+        if self._tf_data:
+            self.labels = tf.Variable(labels, trainable=False, name="auxiliary_labels")
+        else:
+            self.labels = labels
 
     @property
     def num_examples(self):
@@ -269,19 +281,23 @@ class AuxiliaryLabelTable:
         return labels
 
     def numpy(self):
-        """The current labels as an int64 array."""
-        return self.labels.numpy()
+        """The current labels as an int64 array (a copy)."""
+        return self.labels.numpy() if self._tf_data else self.labels.copy()
 
     def assign(self, labels):
         """Replaces the labels; returns how many changed."""
         labels = self._checked(labels)
         changed = int(np.sum(labels != self.numpy()))
-        self.labels.assign(labels)
+        if self._tf_data:
+            self.labels.assign(labels)
+        else:
+            self.labels[...] = labels  # in place: the dataset reads this array
         return changed
 
     def dataset(self, images, batch_size=32, shuffle=True, seed=None, drop_remainder=False):
-        """A batched `tf.data.Dataset` of ``(image, {"primary": y, "auxiliary":
-        one_hot(labels[index], sum ψ)})`` for `fit`.
+        """A batched dataset of ``(image, {"primary": y, "auxiliary":
+        one_hot(labels[index], sum ψ)})`` for `fit`: a `tf.data.Dataset` on the
+        TensorFlow backend, else a `keras.utils.PyDataset`.
 
         The dataset iterates example indices (reshuffled every epoch when
         ``shuffle``) and gathers images, primary labels and the *current*
@@ -301,6 +317,8 @@ class AuxiliaryLabelTable:
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+        if not self._tf_data:
+            return _LabelTableBatches(self, images, batch_size, shuffle, seed, drop_remainder)
         image_tensor = tf.convert_to_tensor(images)
         primary = tf.convert_to_tensor(self.primary_labels)
         table, depth = self.labels, self.num_auxiliary
@@ -318,6 +336,50 @@ class AuxiliaryLabelTable:
             indices = indices.shuffle(self.num_examples, seed=seed, reshuffle_each_iteration=True)
         batches = indices.batch(batch_size, drop_remainder=drop_remainder)
         return batches.map(lookup).prefetch(tf.data.AUTOTUNE)
+
+
+class _LabelTableBatches(keras.utils.PyDataset):
+    """`AuxiliaryLabelTable.dataset` without TensorFlow: batches of example indices (reshuffled
+    every epoch when ``shuffle``, by a NumPy generator seeded with ``seed``), each reading the
+    table's labels when the batch is produced."""
+
+    def __init__(self, table, images, batch_size, shuffle, seed, drop_remainder):
+        super().__init__()
+        self._table = table
+        self._images = images
+        self._primary = table.primary_labels
+        self._batch_size = batch_size
+        self._shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._drop_remainder = drop_remainder
+        self._order = self._new_order()
+
+    def _new_order(self):
+        n = self._table.num_examples
+        return self._rng.permutation(n) if self._shuffle else np.arange(n)
+
+    def __len__(self):
+        n = self._table.num_examples
+        return n // self._batch_size if self._drop_remainder else -(-n // self._batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        rows = self._order[index * self._batch_size : (index + 1) * self._batch_size]
+        # Read when the batch is produced, not when the dataset is built.
+        auxiliary = np.eye(self._table.num_auxiliary, dtype=np.float32)[self._table.labels[rows]]
+        return self._images[rows], {"primary": self._primary[rows], "auxiliary": auxiliary}
+
+    def __iter__(self):
+        """One epoch of batches (then reshuffled), as iterating a `tf.data.Dataset` gives."""
+        for index in range(len(self)):
+            yield self[index]
+        self.on_epoch_end()
+
+    def on_epoch_end(self):
+        """Reshuffles for the next epoch (``shuffle``)."""
+        if self._shuffle:
+            self._order = self._new_order()
 
 
 class KMeansRelabel(keras.callbacks.Callback):

@@ -143,7 +143,10 @@ class LabelTableTest(TestCase):
             seen = {}
             for x, y in dataset:
                 self.assertEqual(set(y), {"primary", "auxiliary"})
-                for k, p, aux in zip(x.numpy()[:, 0], y["primary"].numpy(), y["auxiliary"].numpy()):
+                rows, primaries, auxiliaries = (
+                    np.asarray(v) for v in (x, y["primary"], y["auxiliary"])
+                )
+                for k, p, aux in zip(rows[:, 0], primaries, auxiliaries):
                     self.assertEqual(aux.shape, (5,))
                     self.assertEqual(aux.sum(), 1.0)
                     seen[int(k)] = (int(p), int(aux.argmax()))

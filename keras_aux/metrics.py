@@ -42,10 +42,10 @@ class AuxiliaryClassUsage(keras.metrics.Metric):
         self.counts.assign_add(ops.sum(hits, axis=0))
 
     def result(self):
-        return ops.mean(ops.cast(self.counts > 0, self.dtype))
+        return ops.mean(ops.cast(self.counts.value > 0, self.dtype))
 
     def reset_state(self):
-        self.counts.assign(ops.zeros_like(self.counts))
+        self.counts.assign(ops.zeros(self.counts.shape, self.counts.dtype))
 
     def get_config(self):
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
@@ -90,15 +90,16 @@ class AuxiliaryLabelEntropy(keras.metrics.Metric):
         self.totals.assign_add(ops.sum(labels, axis=0))
 
     def result(self):
-        total = ops.sum(self.totals)
-        mean = ops.divide_no_nan(self.totals, total)
+        totals = self.totals.value  # the tensor: backend ops (jnp) take no Variable
+        total = ops.sum(totals)
+        mean = ops.divide_no_nan(totals, total)
         shares = ops.matmul(mean[None, :], ops.cast(self._blocks, mean.dtype))[0]
         conditional = _entropy(mean) - _entropy(shares)
         largest = ops.sum(shares * ops.cast(self._log_psi, mean.dtype))
         return ops.cast(ops.divide_no_nan(conditional, largest), self.dtype)
 
     def reset_state(self):
-        self.totals.assign(ops.zeros_like(self.totals))
+        self.totals.assign(ops.zeros(self.totals.shape, self.totals.dtype))
 
     def get_config(self):
         return {"psi": list(self.psi), "name": self.name, "dtype": self.dtype}
@@ -141,8 +142,10 @@ class HeldMean(keras.metrics.Mean):
         self.held = self.add_variable(shape=(), initializer="zeros", name="held")
 
     def result(self):
-        current = ops.divide_no_nan(self.total, self.count)
-        return ops.where(self.count > 0, current, self.held)
+        # The tensors: backend ops (jnp) take no Variable.
+        total, count, held = self.total.value, self.count.value, self.held.value
+        current = ops.divide_no_nan(total, count)
+        return ops.where(count > 0, current, held)
 
     def reset_state(self):
         self.held.assign(ops.cast(self.result(), self.held.dtype))

@@ -1,7 +1,10 @@
 """keras-aux installed beside a project's own stack (BUILD.md, "Installing").
 
-- `import keras_aux` needs Keras, NumPy and TensorFlow only: it loads no optional package and
-  works with all of them absent (checked in fresh interpreters).
+- `import keras_aux` needs Keras, NumPy and Keras's backend only: it loads no optional package
+  and works with all of them absent (checked in fresh interpreters).
+- Under ``KERAS_BACKEND=jax`` it loads no TensorFlow, and works with TensorFlow absent; each
+  TensorFlow-only part raises `MissingExtraError` naming the TensorFlow extras when used. On the
+  JAX tier (`make test-jax`) TensorFlow is really not installed.
 - Each optional package fails where it is used with an `ImportError` that names the pip extra.
 - The ranges in the package metadata are what CI tests: their lower bounds are the versions of
   requirements/oldest.txt, and requirements/locked.txt lies inside them.
@@ -23,7 +26,6 @@ import types
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_aux.utils import optional
 
@@ -73,9 +75,10 @@ CORE_MODULES = [
 ]
 
 
-def run_python(code):
-    """Runs ``code`` in a fresh interpreter (this one's), from the repository root."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def run_python(code, **environ):
+    """Runs ``code`` in a fresh interpreter (this one's), from the repository root, with the
+    environment variables ``environ`` added."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
@@ -105,10 +108,14 @@ def test_import_loads_no_optional_package():
 
 
 def test_core_modules_import_without_any_optional_package():
+    import keras
+
+    # scipy is a requirement of jax itself: the JAX backend cannot run without it.
+    optional_here = [m for m in OPTIONAL if not (m == "scipy" and keras.backend.backend() == "jax")]
     result = run_python(
         f"""
         import importlib, json, sys
-        for name in {OPTIONAL!r}:
+        for name in {optional_here!r}:
             sys.modules[name] = None  # `import name` now raises ModuleNotFoundError
         for name in {CORE_MODULES!r}:
             importlib.import_module(name)
@@ -118,8 +125,8 @@ def test_core_modules_import_without_any_optional_package():
     assert last_json_line(result) == "ok"
 
 
-def test_import_without_tensorflow_names_the_extras():
-    # Needs `keras_aux/__init__.py` to call `require_tensorflow()` before importing anything.
+def test_tensorflow_backend_without_tensorflow_names_the_extras():
+    # Keras's default backend is TensorFlow: without it, `require_keras` names the extras.
     result = run_python(
         """
         import json, sys
@@ -127,14 +134,116 @@ def test_import_without_tensorflow_names_the_extras():
         try:
             import keras_aux
         except ImportError as error:
-            print(json.dumps(str(error)))
+            print(json.dumps([str(error), getattr(error, "extra", None)]))
         else:
-            print(json.dumps("imported"))
-        """
+            print(json.dumps(["imported", None]))
+        """,
+        KERAS_BACKEND="tensorflow",
     )
-    message = last_json_line(result)
-    for extra in ("tensorflow", "tensorflow-cpu", "gpu"):
-        assert f'keras-aux[{extra}]"' in message, message
+    message, extra = last_json_line(result)
+    assert extra == "tensorflow", message
+    assert message.startswith("Keras's backend is TensorFlow, and it is not installed"), message
+    assert "Install TensorFlow >= 2.16 yourself" in message, message
+    for name in ("tensorflow", "tensorflow-cpu", "gpu", "jax"):
+        assert f'keras-aux[{name}]"' in message, message
+
+
+# ---------------------------------------------------------------------------------------------
+# Without TensorFlow: KERAS_BACKEND=jax (issue 22 §2).
+# ---------------------------------------------------------------------------------------------
+
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None,
+    reason="jax is not installed here (the `jax` extra; the oldest tier has none)",
+)
+
+# TensorFlow is blocked in the subprocess where it is installed, so any import of it fails.
+_BLOCK_TENSORFLOW = """
+import importlib.util, json, sys
+if importlib.util.find_spec("tensorflow") is not None:
+    sys.modules["tensorflow"] = None  # `import tensorflow` now raises ModuleNotFoundError
+"""
+
+
+@needs_jax
+def test_import_under_jax_loads_no_tensorflow():
+    result = run_python(
+        _BLOCK_TENSORFLOW
+        + f"""
+import keras
+import keras_aux
+for name in {CORE_MODULES!r}:
+    importlib.import_module(name)
+loaded = sorted(m for m, v in sys.modules.items() if m.split(".")[0] == "tensorflow" and v)
+print(json.dumps([keras.backend.backend(), loaded]))
+""",
+        KERAS_BACKEND="jax",
+    )
+    assert last_json_line(result) == ["jax", []]
+
+
+# A TensorFlow-only part, called as a user would: each must raise MissingExtraError naming the
+# TensorFlow extras when used without TensorFlow, not when `keras_aux` is imported.
+TENSORFLOW_ONLY_CALLS = {
+    "decode.resample": "from keras_aux.audio import decode; decode.resample(np.zeros(8), 8, 4)",
+    "decode.decode_audio": "from keras_aux.audio import decode; decode.decode_audio('a.wav')",
+    "pipeline.random_frame_crop": (
+        "from keras_aux.audio import pipeline; pipeline.random_frame_crop(np.zeros((4, 2)), 2)"
+    ),
+    "pipeline.audio_pipeline": (
+        "from keras_aux.audio import pipeline; pipeline.audio_pipeline(['a.wav'], [0], training=0)"
+    ),
+    "architectures.export_waveform_classifier": (
+        "from keras_aux import architectures; "
+        "architectures.export_waveform_classifier(None, None, 'saved_model')"
+    ),
+    "import keras_aux.audio.tfds_builders": "import keras_aux.audio.tfds_builders",
+}
+
+
+@needs_jax
+def test_tensorflow_only_parts_name_the_extras_when_used_under_jax():
+    result = run_python(
+        _BLOCK_TENSORFLOW
+        + f"""
+import numpy as np
+import keras_aux
+from keras_aux.utils.optional import MissingExtraError
+out = {{}}
+for case, code in {TENSORFLOW_ONLY_CALLS!r}.items():
+    try:
+        exec(code)
+    except MissingExtraError as error:
+        out[case] = [error.extra, error.package, str(error)]
+    else:
+        out[case] = "no error"
+print(json.dumps(out))
+""",
+        KERAS_BACKEND="jax",
+    )
+    raised = last_json_line(result)
+    assert sorted(raised) == sorted(TENSORFLOW_ONLY_CALLS)
+    for case, got in raised.items():
+        assert got != "no error", case
+        extra, package, message = got
+        assert (extra, package) == ("tensorflow", "tensorflow"), (case, message)
+        assert message.startswith("TensorFlow is needed "), (case, message)
+        assert "not installed" in message, (case, message)
+        for name in ("tensorflow", "tensorflow-cpu", "gpu"):
+            assert f'pip install "keras-aux[{name}]"' in message, (case, message)
+
+
+def test_jax_tier_has_no_tensorflow():
+    """The JAX tier's virtualenv (`make test-jax` sets KERAS_AUX_TEST_TIER=jax) really has no
+    TensorFlow, and Keras runs on JAX there: else it would test nothing."""
+    if os.environ.get("KERAS_AUX_TEST_TIER") != "jax":
+        pytest.skip("not the JAX tier (make test-jax sets KERAS_AUX_TEST_TIER=jax)")
+    import keras
+
+    assert importlib.util.find_spec("tensorflow") is None, "TensorFlow is installed"
+    assert importlib.util.find_spec("tensorflow_datasets") is None
+    assert keras.backend.backend() == "jax"
+    assert "tensorflow" not in sys.modules
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +273,7 @@ def _inspect_wav():
 
 
 def _decode_flac():
+    tf = pytest.importorskip("tensorflow", reason="decode_audio is TensorFlow-only")
     from keras_aux.audio import decode
 
     decode.decode_audio(tf.constant("clip.flac"), tf.constant(False))
@@ -226,6 +336,8 @@ def test_missing_package_names_its_extra(case, monkeypatch, tmp_path):
 def test_module_that_subclasses_an_optional_package_names_its_extra(
     module, blocked, extra, package, monkeypatch
 ):
+    if module == "keras_aux.audio.tfds_builders":
+        pytest.importorskip("tensorflow", reason="tfds_builders is TensorFlow-only")
     block(monkeypatch, blocked)
     with pytest.raises(optional.MissingExtraError) as info:
         reimport(monkeypatch, module)
@@ -252,10 +364,40 @@ def test_require_returns_the_module():
 
 def test_require_tensorflow_without_tensorflow(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)
-    with pytest.raises(ImportError) as info:
+    with pytest.raises(optional.MissingExtraError) as info:
         optional.require_tensorflow()
+    assert info.value.extra == "tensorflow"
     for extra in ("tensorflow", "tensorflow-cpu", "gpu"):
         assert f'keras-aux[{extra}]"' in str(info.value)
+    with pytest.raises(optional.MissingExtraError, match="^TensorFlow is needed for a test, and"):
+        optional.require_tensorflow("for a test")
+
+
+def test_lazy_tensorflow_imports_on_first_use(monkeypatch):
+    lazy = optional.LazyTensorFlow("for a test")
+    assert "not imported yet" in repr(lazy)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(optional.MissingExtraError, match="^TensorFlow is needed for a test, and"):
+        getattr(lazy, "constant")  # noqa: B009 (the attribute access is the test)
+    fake = types.ModuleType("tensorflow")
+    fake.__version__ = "2.21.0"
+    fake.constant = "the constant"
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    assert lazy.constant == "the constant"
+
+
+def test_tensorflow_available_does_not_import_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    assert optional.tensorflow_available() is False
+
+
+def test_jax_lock_has_no_tensorflow():
+    pins = _pins("locked-jax.txt")
+    assert "jax" in pins and "keras" in pins
+    assert not [name for name in pins if name.startswith("tensorflow")], pins
+    # Every package both tiers install has the same version in both.
+    locked = _pins("locked.txt")
+    assert {n: v for n, v in pins.items() if locked.get(n, v) != v} == {}
 
 
 @pytest.mark.parametrize("version,ok", [("2.15.1", False), ("2.16.1", True), ("2.21.0rc1", True)])
@@ -266,7 +408,9 @@ def test_require_tensorflow_checks_the_version(version, ok, monkeypatch):
     if ok:
         assert optional.require_tensorflow() is fake
     else:
-        with pytest.raises(ImportError, match=f"needs TensorFlow >= 2.16 .*found {version}"):
+        with pytest.raises(
+            optional.MissingExtraError, match=f"needs TensorFlow >= 2.16 .*found {version}"
+        ):
             optional.require_tensorflow()
 
 
@@ -274,9 +418,10 @@ def test_require_tensorflow_checks_the_version(version, ok, monkeypatch):
 # The ranges are what was tested.
 # ---------------------------------------------------------------------------------------------
 
-# Extras that no CI tier installs in the oldest environment: `tfio` (nothing uses it) and `jax`
-# (the tests' second backend; it needs numpy 2, the oldest TensorFlow numpy 1).
-UNTESTED_EXTRAS = {"tfio", "jax"}
+# Extras that no CI tier installs in the oldest environment: `tfio` (nothing uses it), `jax`
+# (needs numpy 2, the oldest TensorFlow numpy 1; its own tier, `make test-jax`, runs the version
+# of requirements/locked-jax.txt, the lower bound's release) and `jax-cuda12` (needs a GPU).
+UNTESTED_EXTRAS = {"tfio", "jax", "jax-cuda12"}
 
 
 def _metadata_requirements():
@@ -338,10 +483,11 @@ def test_lower_bounds_are_the_oldest_tested_versions():
         )
 
 
-def test_locked_stack_is_inside_the_ranges():
+@pytest.mark.parametrize("lock", ["locked.txt", "locked-jax.txt"])
+def test_locked_stack_is_inside_the_ranges(lock):
     from packaging.version import Version
 
-    locked = _pins("locked.txt")
+    locked = _pins(lock)
     for requirement, _ in _metadata_requirements():
         name = requirement.name.lower().replace("_", "-")
         if name in locked:

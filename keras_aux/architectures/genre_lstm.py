@@ -154,11 +154,26 @@ def export_waveform_classifier(model, frontend, filepath, verbose=False):
     Returns:
         The in-process `waveform_classifier` that was exported (input at the frontend's rate).
 
+    Raises:
+        MissingExtraError: TensorFlow is not installed (the message names its extras).
+        RuntimeError: Keras's backend is not TensorFlow.
+
     Reference: seed 001's classifier, served on raw waveforms; docs/reconstruction.md#serving.
     """
-    import tensorflow as tf  # SavedModel export is TensorFlow-only.
-
     from keras_aux.audio.decode import resample
+    from keras_aux.utils.optional import require_tensorflow
+
+    # TensorFlow-only: the endpoint checks and resamples with TF ops around the model.
+    tf = require_tensorflow(
+        "to export a waveform SavedModel (keras_aux.architectures.export_waveform_classifier)"
+    )
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "export_waveform_classifier needs the TensorFlow backend (KERAS_BACKEND=tensorflow): "
+            "its serving endpoint runs TF ops around the model. Keras's backend is "
+            f"{keras.backend.backend()!r}; there, `waveform_classifier(model, frontend).export("
+            "filepath)` exports the classifier of audio at the frontend's rate."
+        )
 
     classifier = waveform_classifier(model, frontend)
     model_rate = int(frontend.sampling_rate)

@@ -9,7 +9,6 @@ import textwrap
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_aux.architectures import (
     compile_genre_lstm,
@@ -18,7 +17,7 @@ from keras_aux.architectures import (
     waveform_classifier,
 )
 from keras_aux.layers import LogMelSpectrogram
-from keras_aux.testing import TestCase
+from keras_aux.testing import TestCase, requires_tensorflow, requires_tensorflow_backend
 
 # Loads an exported classifier as a user would (a fresh process, TensorFlow only) and reports
 # its signature and its answers to the same audio at 16 kHz and 8 kHz, and to bad inputs.
@@ -120,7 +119,10 @@ class GenreLSTMTest(TestCase):
         self.run_serialization_test(model)
         self.run_model_saving_test(model, small_data()[0])
 
+    @requires_tensorflow
     def test_waveform_export_serves_raw_audio_of_any_length(self):
+        import tensorflow as tf
+
         model = genre_lstm(3, num_mel_bins=32, lstm_units=8)
         frontend = LogMelSpectrogram(num_mel_bins=32)
         serving = waveform_classifier(model, frontend)
@@ -135,6 +137,7 @@ class GenreLSTMTest(TestCase):
             self.assertAllClose(served, model.predict(features, verbose=0)["genre"], atol=1e-5)
             self.assertAllClose(served.sum(axis=1), np.ones(2), atol=1e-5)
 
+    @requires_tensorflow_backend
     def test_exported_signature_takes_the_sample_rate_in_a_fresh_process(self):
         keras.utils.set_random_seed(0)
         model = genre_lstm(3, num_mel_bins=32, lstm_units=4, dense_units=8)

@@ -16,11 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import tensorflow as tf
 
 from keras_aux.audio import decode
 from keras_aux.audio.pipeline import audio_pipeline
 from keras_aux.layers import LogMelSpectrogram
+from keras_aux.testing import requires_tensorflow
+from keras_aux.utils.optional import LazyTensorFlow
+
+# The tf.data pipeline's tests need TensorFlow; the NumPy decoding's run everywhere.
+tf = LazyTensorFlow("for the tests of the tf.data pipeline (marked requires_tensorflow)")
 
 FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
 
@@ -170,6 +174,7 @@ def run_with_timeout(fn, timeout):
     return result["value"]
 
 
+@requires_tensorflow
 @pytest.mark.parametrize("with_frontend", [True, False], ids=["log_mel", "waveform"])
 def test_damaged_files_are_decoded_or_counted(fuzz_set, with_frontend):
     paths = [entry[0] for entry in fuzz_set]
@@ -211,6 +216,7 @@ def test_damaged_files_are_decoded_or_counted(fuzz_set, with_frontend):
     assert f"{pipeline.num_cut_short} files cut short (kept, " in pipeline.summary()
 
 
+@requires_tensorflow
 def test_labels_of_good_files_survive(fuzz_set):
     paths = [entry[0] for entry in fuzz_set]
     digits = [entry[1] for entry in fuzz_set]
@@ -232,6 +238,7 @@ def test_load_waveform_decodes_or_names_the_file(fuzz_set):
         assert wave.ndim == 1 and wave.size > 0 and np.all(np.isfinite(wave)), (path, kind)
 
 
+@requires_tensorflow
 def test_truncated_wav_in_strict_mode_names_the_file(tmp_path):
     source = fsdd_files()[0]
     data = source.read_bytes()

@@ -29,10 +29,13 @@ import struct
 import threading
 
 import numpy as np
-import tensorflow as tf
 
 from keras_aux.audio.datasets import AUDIO_EXTENSIONS
-from keras_aux.utils.optional import require
+from keras_aux.utils.optional import LazyTensorFlow, require
+
+# The TF ops here (`decode_audio`, `to_mono`, `resample`, `fix_duration`, `is_silent`) are for
+# tf.data graphs; the NumPy functions need no TensorFlow (KERAS_BACKEND=jax without it).
+tf = LazyTensorFlow("for the TensorFlow ops of keras_aux.audio.decode (tf.data graphs)")
 
 # Status codes of a decoded clip (see `decode_clip`; `decode_audio` gives OK or UNREADABLE).
 OK = 0

@@ -23,9 +23,14 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_aux.audio import decode as audio_lib
+from keras_aux.utils.optional import LazyTensorFlow, require_tensorflow
+
+# A tf.data pipeline: TensorFlow-only, imported when a pipeline is built (it feeds `fit` on any
+# backend).
+_PURPOSE = "for the tf.data audio pipeline (keras_aux.audio.pipeline)"
+tf = LazyTensorFlow(_PURPOSE)
 
 # Rows of `AudioPipeline.seconds_ranges`: the seconds of audio of the clips skipped as too
 # short, of the files cut short (kept), and the seconds those files' headers declare.
@@ -212,7 +217,11 @@ def audio_pipeline(
 
     Returns:
         An ``AudioPipeline``.
+
+    Raises:
+        MissingExtraError: TensorFlow is not installed (before anything else is done).
     """
+    require_tensorflow(_PURPOSE)
     paths = [os.fspath(p) for p in paths]
     labels = np.asarray(labels)
     if len(paths) != len(labels):

@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import tensorflow as tf
 
 from keras_aux.audio import decode
 from keras_aux.audio.pipeline import audio_pipeline
+from keras_aux.testing import requires_tensorflow
+from keras_aux.utils.optional import LazyTensorFlow
+
+# The tf.data pipeline's tests need TensorFlow; the NumPy decoding's run everywhere.
+tf = LazyTensorFlow("for the tests of the tf.data pipeline (marked requires_tensorflow)")
 
 FSDD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd" / "recordings"
 SOURCE = "7_jackson_3.wav"  # 3,472 samples at 8 kHz (0.434 s), a canonical 44-byte header
@@ -46,6 +50,7 @@ def tone(seconds, rate=16000):
     return (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
 
 
+@requires_tensorflow
 def test_wav_cut_to_100_bytes_is_skipped_as_too_short(cut_files):
     _, stub, _, declared = cut_files
     wave, status, seconds, declared_seconds = decode.decode_clip(
@@ -60,6 +65,7 @@ def test_wav_cut_to_100_bytes_is_skipped_as_too_short(cut_files):
     assert "1 too short (under 0.1 s of audio: 0.003 s) clips skipped" in pipeline.summary()
 
 
+@requires_tensorflow
 def test_wav_cut_to_100_bytes_raises_in_strict_mode(cut_files):
     _, stub, _, _ = cut_files
     message = f"{stub}: too short: 0.0035 s of audio .*under min_duration 0.1 s"
@@ -72,6 +78,7 @@ def test_wav_cut_to_100_bytes_raises_in_strict_mode(cut_files):
         decode.load_waveform(stub)
 
 
+@requires_tensorflow
 def test_wav_cut_to_70_percent_is_kept_and_reported(cut_files):
     source, _, cut, declared = cut_files
     wave, status, seconds, declared_seconds = decode.decode_clip(
@@ -92,6 +99,7 @@ def test_wav_cut_to_70_percent_is_kept_and_reported(cut_files):
     assert len(decode.load_waveform(cut, 8000)) == 2430
 
 
+@requires_tensorflow
 def test_wav_cut_short_raises_in_strict_mode(cut_files):
     _, _, cut, _ = cut_files
     message = (
@@ -107,6 +115,7 @@ def test_wav_cut_short_raises_in_strict_mode(cut_files):
         decode.load_waveform(cut, strict=True)
 
 
+@requires_tensorflow
 def test_summary_reports_cut_short_and_too_short_files(cut_files, tmp_path):
     source, stub, cut, _ = cut_files
     cut_more = tmp_path / "cut_40_percent.wav"
@@ -123,6 +132,7 @@ def test_summary_reports_cut_short_and_too_short_files(cut_files, tmp_path):
     )
 
 
+@requires_tensorflow
 def test_min_duration_sets_the_threshold(tmp_path):
     path = tmp_path / "tone_50ms.wav"
     soundfile.write(path, tone(0.05), 16000, subtype="PCM_16")
@@ -139,6 +149,7 @@ def test_min_duration_sets_the_threshold(tmp_path):
     assert len(list(kept.dataset)) == 1
 
 
+@requires_tensorflow
 @pytest.mark.parametrize(
     "value, message",
     [

@@ -40,11 +40,13 @@ import logging
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from keras_aux.audio import datasets
-from keras_aux.utils.optional import require
+from keras_aux.utils.optional import require, require_tensorflow
 
+# TensorFlow-only (tfds features are TF ops), and not imported by `keras_aux.audio`: importing
+# this module without TensorFlow raises MissingExtraError naming the TensorFlow extras.
+tf = require_tensorflow("for keras_aux.audio.tfds_builders (tensorflow-datasets builders)")
 # The builders below subclass tfds classes, so tensorflow-datasets is imported with the module.
 tfds = require(
     "tensorflow_datasets",

@@ -6,9 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import tensorflow_datasets as tfds
 
-from keras_aux.audio import tfds_builders
+tfds = pytest.importorskip(
+    "tensorflow_datasets", reason="the `tfds` extra (TensorFlow-only) is not installed"
+)
+
+from keras_aux.audio import tfds_builders  # noqa: E402 (after the skip)
 
 FSDD_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fsdd"
 

@@ -9,7 +9,11 @@ auxiliary, weights, state) -> (gradients, state)``, pure, in ``keras.ops``):
 - `MovingAverage`: any method judged against a moving average of the
   primary gradient;
 - `PCGrad`: symmetric projection between auxiliary tasks, then any method
-  against the primary.
+  against the primary;
+- the gradient aggregators of `keras_aux.censoring.aggregation` (UPGrad,
+  MGDA, CAGrad, Nash-MTL, ...), which treat the primary task as one more
+  task: ``aggregate(name, matrix)`` on a matrix of task gradients, and
+  `Aggregated` as a method for a model (``compile(censoring="upgrad")``).
 
 ``get(name_or_instance, granularity=..., ema_alpha=...)`` resolves what
 ``AuxiliaryModel.compile(censoring=...)`` accepts. ``combine`` / ``censor``
@@ -19,6 +23,8 @@ References: Du et al. 2018 (arXiv:1812.02224); Lemaire 2018; Yu et al. 2020
 (PCGrad). See docs/censoring.md.
 """
 
+from keras_aux.censoring import aggregation
+from keras_aux.censoring.aggregation import Aggregated, aggregate
 from keras_aux.censoring.base import (
     GLOBAL,
     GRANULARITIES,
@@ -54,18 +60,22 @@ from keras_aux.censoring.modes import (
 from keras_aux.censoring.moving_average import MovingAverage, ema_update
 from keras_aux.censoring.pcgrad import PCGrad, project_conflicts
 
-NAMES = (*MODES, "pcgrad")
+# "pcgrad" is the auxiliary-only PCGrad above; the symmetric aggregator is
+# `Aggregated("pcgrad")`.
+AGGREGATOR_NAMES = tuple(n for n in aggregation.NAMES if n != "pcgrad")
+NAMES = (*MODES, "pcgrad", *AGGREGATOR_NAMES)
 
 
 def get(identifier, granularity=None, ema_alpha=1.0):
     """The `Censor` for ``identifier``: a name, an instance, or a serialized config.
 
     Args:
-        identifier: one of ``NAMES`` (the six modes and ``"pcgrad"``), a
-            `Censor` instance (returned as is, a user's own subclass
+        identifier: one of ``NAMES`` (the six modes, ``"pcgrad"`` and the
+            aggregators of ``AGGREGATOR_NAMES``, as `Aggregated`), a `Censor` instance (returned as is, a user's own subclass
             included), or a dict from ``keras.saving.serialize_keras_object``.
         granularity: for a mode given by name: ``"global"`` (default) or
-            ``"per_variable"``. Not accepted with an instance (set it there).
+            ``"per_variable"``. Not accepted with an instance (set it there)
+            nor with an aggregator (it aggregates whole gradients).
         ema_alpha: α in (0, 1]; below 1 the method is wrapped in
             `MovingAverage` (the reference becomes the moving average of the
             primary gradient).
@@ -85,6 +95,13 @@ def get(identifier, granularity=None, ema_alpha=1.0):
                 f"granularity={granularity!r} with {identifier!r}."
             )
         censor_ = identifier
+    elif isinstance(identifier, str) and identifier in AGGREGATOR_NAMES:
+        if granularity is not None:
+            raise ValueError(
+                f"`granularity` does not apply to the aggregator {identifier!r}, which "
+                "aggregates whole gradients; got granularity={granularity!r}."
+            )
+        censor_ = Aggregated(identifier)
     elif isinstance(identifier, str):
         granularity = validate_granularity(GLOBAL if granularity is None else granularity)
         if identifier in MODE_CLASSES:
@@ -107,6 +124,7 @@ def get(identifier, granularity=None, ema_alpha=1.0):
 
 
 __all__ = [
+    "AGGREGATOR_NAMES",
     "GLOBAL",
     "GRANULARITIES",
     "MODES",
@@ -119,11 +137,14 @@ __all__ = [
     "SINGLE_TASK",
     "UNWEIGHTED_COSINE",
     "WEIGHTED_COSINE",
+    "Aggregated",
     "Censor",
     "GradientCensor",
     "MovingAverage",
     "Multitask",
     "PCGrad",
+    "aggregate",
+    "aggregation",
     "ParameterWise",
     "Projection",
     "SingleTask",

@@ -149,7 +149,7 @@ def _state(model):
     gradient average) and optimizer slots."""
     return (
         list(model.weights)
-        + list(model.censor_state_layer.state_variables)
+        + list(model.censor_state_holder.state_variables)
         + list(model.optimizer.variables)
     )
 

@@ -7,7 +7,6 @@ Hierarchical Predictions"); docs/maxl.md#masked-softmax.
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from keras_aux import hierarchy
@@ -95,15 +94,36 @@ class HierarchicalMaskedSoftmax(keras.layers.Layer):
 
 
 def _checked_ids(ids, num_primary):
-    """Raises ``InvalidArgumentError`` for labels outside ``[0, num_primary)``
-    (an out-of-range label would otherwise give an all-``-inf`` row: NaN)."""
-    if not isinstance(ids, tf.Tensor) and not tf.is_tensor(ids):
-        return ids
+    """Checks that the labels lie in ``[0, num_primary)`` (an out-of-range label would otherwise
+    give an all-``-inf`` row: NaN).
+
+    TensorFlow backend: graph assertions, raising ``InvalidArgumentError`` when the step runs
+    (eagerly, in a ``tf.function``; XLA drops them). Other backends: concrete (eager) labels
+    raise ``ValueError`` here; labels traced under ``jax.jit`` have no value to check, and an
+    out-of-range one gives a NaN row.
+    """
     message = f"primary labels must be in [0, {num_primary}) (ψ has {num_primary} entries)"
-    with tf.control_dependencies(
-        [
-            tf.debugging.assert_non_negative(ids, message=message),
-            tf.debugging.assert_less(ids, tf.constant(num_primary, ids.dtype), message=message),
-        ]
-    ):
-        return tf.identity(ids)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf  # Keras's backend: already imported
+
+        if not isinstance(ids, tf.Tensor) and not tf.is_tensor(ids):
+            return ids
+        with tf.control_dependencies(
+            [
+                tf.debugging.assert_non_negative(ids, message=message),
+                tf.debugging.assert_less(ids, tf.constant(num_primary, ids.dtype), message=message),
+            ]
+        ):
+            return tf.identity(ids)
+    if isinstance(ids, keras.KerasTensor):
+        return ids
+    if backend == "jax":
+        import jax
+
+        if isinstance(ids, jax.core.Tracer):
+            return ids
+    values = ops.convert_to_numpy(ids)
+    if values.size and (values.min() < 0 or values.max() >= num_primary):
+        raise ValueError(f"{message}; got {values.min()}..{values.max()}.")
+    return ids

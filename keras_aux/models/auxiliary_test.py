@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from keras_aux import censoring
-from keras_aux.censoring.functions_test import np_combine
 from keras_aux.models import AuxiliaryModel
 from keras_aux.models.task_data import zip_tasks
 from keras_aux.testing import TestCase, mirrored_strategy
+from keras_aux.testing.censoring_reference import np_combine
 
 N_FEATURES = 6
 N_CLASSES = 3
@@ -180,7 +180,7 @@ class AuxiliaryModelTest(TestCase):
         # The moving average is training state (one variable per trainable
         # variable, plus a flag), not one of the model's weights.
         self.assertEqual(
-            len(model.censor_state_layer.state_variables), len(model.trainable_variables) + 1
+            len(model.censor_state_holder.state_variables), len(model.trainable_variables) + 1
         )
         self.assertEqual(len(model.weights), len(build_model().weights))
 

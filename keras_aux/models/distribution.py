@@ -1,6 +1,6 @@
-"""What the train steps of keras-aux share: summing per-replica values under a
-`tf.distribute` strategy before a non-linear use, applying gradients summed
-that way, their own loss tracker in place of Keras's, and turning metrics into logs.
+"""What the TensorFlow train steps of keras-aux share: summing per-replica
+values under a `tf.distribute` strategy before a non-linear use, and applying
+gradients summed that way.
 
 A strategy's optimizer sums gradients over replicas itself; censoring (Du et
 al. 2018; Lemaire 2018) and MAXL's virtual step (Liu et al. 2019) need the
@@ -8,7 +8,6 @@ global gradient *before* that, so they sum it here and divide it back before
 the optimizer's own sum.
 """
 
-import keras
 import tensorflow as tf
 
 
@@ -57,27 +56,3 @@ def apply_gradients(optimizer, grads, variables, all_reduced):
         grads = [None if g is None else g / replicas for g in grads]
     pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
     optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-
-
-def metric_logs(metrics):
-    """``{name: result}`` of ``metrics``; dict results (compiled metrics) are merged in."""
-    logs = {}
-    for metric in metrics:
-        result = metric.result()
-        if isinstance(result, dict):
-            logs.update(result)
-        else:
-            logs[metric.name] = result
-    return logs
-
-
-def with_own_metrics(keras_metrics, own):
-    """``own`` trackers first (a total ``loss`` tracker among them), then the
-    model's other metrics: Keras's own loss tracker, always first in
-    `keras.Model.metrics` once compiled, is replaced, since the steps here
-    compute the total loss themselves."""
-    keras_metrics = list(keras_metrics)
-    first = keras_metrics[0] if keras_metrics else None
-    if isinstance(first, keras.metrics.Mean) and first.name == "loss":
-        keras_metrics = keras_metrics[1:]
-    return [*own, *keras_metrics]

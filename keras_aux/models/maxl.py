@@ -24,6 +24,7 @@ from keras_aux import compat, hierarchy
 from keras_aux.losses.focal import EPSILON, focal_loss
 from keras_aux.metrics import AuxiliaryClassUsage, AuxiliaryLabelEntropy
 from keras_aux.models import distribution
+from keras_aux.models import logs as logs_lib
 
 SCHEDULES = ("epoch", "interleaved")
 
@@ -326,7 +327,7 @@ class MAXL(keras.Model):
         metrics = super().metrics
         if own is None:
             return metrics
-        return distribution.with_own_metrics(metrics, [self._trackers.loss, *own])
+        return logs_lib.with_own_metrics(metrics, [self._trackers.loss, *own])
 
     # ---------------------------------------------------------- the networks
     def call(self, inputs, training=False):
@@ -655,7 +656,7 @@ class MAXL(keras.Model):
         stage-2 epoch not ``gradient_cosine``: they are left out of that
         epoch's logs (and TensorBoard) instead of showing 0 or an old value."""
         skip = {id(m) for m in self._unmeasured()}
-        return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
+        return logs_lib.metric_logs(m for m in self.metrics if id(m) not in skip)
 
     def _unmeasured(self):
         """The trackers the train step does not update: the inference-mode
@@ -678,9 +679,9 @@ class MAXL(keras.Model):
         if self._trackers is None:
             return super().get_metrics_result()
         if self._evaluating:
-            return distribution.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
+            return logs_lib.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
         skip = {id(m) for m in self._unmeasured()}
-        return distribution.metric_logs(m for m in self.metrics if id(m) not in skip)
+        return logs_lib.metric_logs(m for m in self.metrics if id(m) not in skip)
 
     def evaluate(self, *args, **kwargs):
         """`keras.Model.evaluate`: the primary loss and accuracy, compiled
@@ -713,7 +714,7 @@ class MAXL(keras.Model):
         trackers.usage.update_state(labels)
         trackers.label_entropy.update_state(labels)
         self.compute_metrics(x, y, primary)  # Keras's hook for the compiled metrics
-        return distribution.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
+        return logs_lib.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
 
     def make_train_function(self, force=False):
         """One traced function per stage for the paper schedule (see `train_step`)."""

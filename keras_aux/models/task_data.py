@@ -7,7 +7,7 @@ train1 and the auxiliary task on train2, "a different input batch each step".
 
 from typing import Any, NamedTuple
 
-import tensorflow as tf
+from keras_aux.utils.optional import require_tensorflow
 
 
 class TaskData(NamedTuple):
@@ -31,7 +31,10 @@ def zip_tasks(primary, auxiliary):
         A ``tf.data.Dataset`` of `TaskData`, for ``AuxiliaryModel.fit``. It
         ends with the shortest input: repeat the auxiliary datasets
         (``.repeat()``) to make the primary one set the epoch length.
+
+    Needs TensorFlow (``tf.data``), also under the JAX backend.
     """
+    tf = require_tensorflow("for keras_aux.models.zip_tasks (tf.data datasets)")
     if not isinstance(primary, tf.data.Dataset):
         raise ValueError(f"`primary` must be a tf.data.Dataset; got {type(primary).__name__}.")
     if not isinstance(auxiliary, dict) or not auxiliary:

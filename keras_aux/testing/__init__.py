@@ -7,6 +7,8 @@ from keras_aux.testing.test_case import (
     is_op_determinism_enabled,
     mirrored_strategy,
     op_determinism,
+    requires_tensorflow,
+    requires_tensorflow_backend,
 )
 
 __all__ = [
@@ -16,4 +18,6 @@ __all__ = [
     "is_op_determinism_enabled",
     "mirrored_strategy",
     "op_determinism",
+    "requires_tensorflow",
+    "requires_tensorflow_backend",
 ]

@@ -1,6 +1,8 @@
 """The one `TestCase` shared by the keras-aux test suite (keras-hub style),
-and the suite's helpers for process-global TensorFlow state: `op_determinism`
-(enabled for a block, restored after) and `assert_xla_ran` (XLA really ran)."""
+the suite's helpers for process-global TensorFlow state: `op_determinism`
+(enabled for a block, restored after) and `assert_xla_ran` (XLA really ran),
+and the marks of tests that need TensorFlow (`requires_tensorflow`,
+`requires_tensorflow_backend`), which skip with their reason on the JAX tier."""
 
 import contextlib
 import glob
@@ -11,8 +13,29 @@ import unittest
 
 import keras
 import numpy as np
+import pytest
 
 from keras_aux.compat import is_op_determinism_enabled  # noqa: F401 (re-exported)
+from keras_aux.utils.optional import tensorflow_available
+
+# Where a test needs TensorFlow, it says so, and skips with the reason on the JAX tier (a
+# virtualenv without TensorFlow, KERAS_BACKEND=jax: `make test-jax`), never passing silently.
+# A whole test module that imports TensorFlow at module level is skipped at collection instead
+# (conftest.py, `pytest_pycollect_makemodule`).
+
+#: The test uses TensorFlow itself (tf.data, tf.Variable, tf.saved_model...), whatever the
+#: Keras backend.
+requires_tensorflow = pytest.mark.skipif(
+    not tensorflow_available(),
+    reason="needs TensorFlow, which is not installed here (the JAX tier: make test-jax)",
+)
+
+#: The test needs Keras to run on TensorFlow (TF tensors through Keras layers, tf.function,
+#: tf.distribute, TF graph assertions...).
+requires_tensorflow_backend = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason=f"needs the TensorFlow backend; Keras runs on {keras.backend.backend()!r} here",
+)
 
 _MIRRORED = []
 

@@ -1,0 +1,148 @@
+"""The JAX train step of `keras_aux.AuxiliaryTrainer`: stateless, as Keras's
+own JAX trainer. The state ``(trainable, non_trainable, optimizer, metrics)``
+comes in as arrays; the backend-neutral step (forward passes, censoring, its
+state, the metrics) runs inside a `keras.StatelessScope` that maps every
+variable to its array; the per-task gradients come from one ``jax.vjp`` of
+the vector of task objectives (one backward pass per task, batched with
+``jax.vmap``); the optimizer step is ``stateless_apply``. The censoring state
+is among the metric variables (`CensorState`), so it is threaded through the
+step like any other state.
+
+A TensorFlow tape gives no gradient (None) for a variable a task does not
+reach, and censoring treats those variables apart (an auxiliary head gets
+``Σ_k λ_k a_k``; the cosine is taken over the variables both tasks reach).
+JAX gives zeros instead, so which variables each task reaches is read from
+the traced program (`reached_variables`) and the others get None, as on
+TensorFlow: both backends give the same update.
+
+Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224). See docs/censoring.md.
+"""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import keras
+
+from keras_aux.models.base_trainer import BaseAuxiliaryTrainer
+
+
+def reached_variables(fn, args):
+    """For each output of ``fn(args)``, the indices of the leaves of ``args`` it
+    depends on through a differentiable path.
+
+    Read from the program JAX traces (its jaxpr): an output depends on an
+    input when a chain of equations links them, except through
+    ``stop_gradient``. An equation's outputs depend on all its inputs, so a
+    nested program (a scan, a jit) counts as a whole: this may over-state
+    what a task reaches, never under-state it.
+    """
+    closed = jax.make_jaxpr(fn)(args)
+    jaxpr = closed.jaxpr
+    depends = {var: {i} for i, var in enumerate(jaxpr.invars)}
+
+    def of(var):
+        if type(var).__name__ == "Literal":
+            return set()
+        return depends.get(var, set())
+
+    for eqn in jaxpr.eqns:
+        found = set()
+        if eqn.primitive.name != "stop_gradient":
+            for var in eqn.invars:
+                found |= of(var)
+        for var in eqn.outvars:
+            depends[var] = found
+    return [of(var) for var in jaxpr.outvars]
+
+
+def _current(scope, variables, old):
+    values = []
+    for variable, value in zip(variables, old):
+        new = scope.get_current_value(variable)
+        values.append(value if new is None else new)
+    return values
+
+
+class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
+    """`BaseAuxiliaryTrainer` with a stateless step for JAX."""
+
+    def _task_values(self, batches, needed, trainable, non_trainable, optimizer_vars, metrics_vars):
+        """``objectives(trainable) -> (list of loss-scaled objectives, (task
+        losses, predictions, new non-trainable values))``."""
+        fixed = (
+            list(zip(self.non_trainable_variables, non_trainable))
+            + list(zip(self.optimizer.variables, optimizer_vars))
+            + list(zip(self.metrics_variables, metrics_vars))
+        )
+
+        def objectives(trainable_values):
+            mapping = list(zip(self.trainable_variables, trainable_values)) + fixed
+            with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+                task_losses, predictions = self._forward(batches, training=True)
+                values = self.step_objectives(task_losses, needed)
+            updated = _current(scope, self.non_trainable_variables, non_trainable)
+            return values, (task_losses, predictions, updated)
+
+        return objectives
+
+    def train_step(self, state, data):
+        """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        batches = self._task_batches(data, training=True)
+        needed = self._gradients_needed()
+        objectives = self._task_values(
+            batches, needed, trainable, non_trainable, optimizer_vars, metrics_vars
+        )
+        reached = reached_variables(lambda t: objectives(t)[0], list(trainable))
+        values, vjp, (task_losses, predictions, non_trainable) = self._vjp(objectives, trainable)
+        count = values.shape[0]
+        (stacked,) = jax.vmap(vjp)(jnp.eye(count, dtype=values.dtype))
+        grads = [
+            [g[k] if i in reached[k] else None for i, g in enumerate(stacked)] for k in range(count)
+        ]
+        mapping = (
+            list(zip(self.trainable_variables, trainable))
+            + list(zip(self.non_trainable_variables, non_trainable))
+            + list(zip(self.optimizer.variables, optimizer_vars))
+            + list(zip(self.metrics_variables, metrics_vars))
+        )
+        primary = auxiliary = applied = None
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            if needed == "total":
+                update = grads[0]
+            else:
+                primary, *auxiliary = grads
+                update, applied = self.censored_update(primary, auxiliary)
+            logs = self.step_logs(batches, task_losses, predictions, primary, auxiliary, applied)
+        metrics_vars = _current(scope, self.metrics_variables, metrics_vars)
+        with warnings.catch_warnings():
+            # A variable no task reaches has no gradient, on purpose (None, as on TensorFlow).
+            warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
+            trainable, optimizer_vars = self.optimizer.stateless_apply(
+                optimizer_vars, update, trainable
+            )
+        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+    @staticmethod
+    def _vjp(objectives, trainable):
+        def stacked(t):
+            values, aux = objectives(t)
+            return jnp.stack(values), aux
+
+        return jax.vjp(stacked, list(trainable), has_aux=True)
+
+    def test_step(self, state, data):
+        """Per-task losses and compiled metrics, without gradients; auxiliary
+        tasks without targets are left out."""
+        trainable, non_trainable, metrics_vars = state
+        mapping = (
+            list(zip(self.trainable_variables, trainable))
+            + list(zip(self.non_trainable_variables, non_trainable))
+            + list(zip(self.metrics_variables, metrics_vars))
+        )
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
+            logs = self.evaluate_batches(data)
+        non_trainable = _current(scope, self.non_trainable_variables, non_trainable)
+        metrics_vars = _current(scope, self.metrics_variables, metrics_vars)
+        return logs, (trainable, non_trainable, metrics_vars)
