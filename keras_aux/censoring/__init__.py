@@ -71,8 +71,9 @@ def get(identifier, granularity=None, ema_alpha=1.0):
 
     Args:
         identifier: one of ``NAMES`` (the six modes, ``"pcgrad"`` and the
-            aggregators of ``AGGREGATOR_NAMES``, as `Aggregated`), a `Censor` instance (returned as is, a user's own subclass
-            included), or a dict from ``keras.saving.serialize_keras_object``.
+            aggregators of ``AGGREGATOR_NAMES``, as `Aggregated`), a `Censor`
+            instance (returned as is, a user's own subclass included), or a
+            dict from ``keras.saving.serialize_keras_object``.
         granularity: for a mode given by name: ``"global"`` (default) or
             ``"per_variable"``. Not accepted with an instance (set it there)
             nor with an aggregator (it aggregates whole gradients).
@@ -99,7 +100,7 @@ def get(identifier, granularity=None, ema_alpha=1.0):
         if granularity is not None:
             raise ValueError(
                 f"`granularity` does not apply to the aggregator {identifier!r}, which "
-                "aggregates whole gradients; got granularity={granularity!r}."
+                f"aggregates whole gradients; got granularity={granularity!r}."
             )
         censor_ = Aggregated(identifier)
     elif isinstance(identifier, str):

@@ -120,6 +120,7 @@ class OneStepTest(TestCase):
                     for task, scale in (("label", 1.0), ("recon", lam))
                 ]
             )
+            self.assertIsInstance(model.censor, censoring.Aggregated)
             flat = np.asarray(censoring.aggregate(name, rows.astype("float32")))
             before = [np.asarray(v) for v in variables]
             model.train_on_batch(
@@ -130,6 +131,12 @@ class OneStepTest(TestCase):
                 update = flat[offset : offset + old.size].reshape(old.shape)
                 offset += old.size
                 self.assertAllClose(v, old - lr * update, atol=1e-5, rtol=1e-4, msg=name)
+
+    def test_an_aggregator_takes_no_granularity_nor_average(self):
+        with self.assertRaisesRegex(ValueError, "granularity='per_variable'"):
+            censoring.get("upgrad", granularity="per_variable")
+        with self.assertRaisesRegex(ValueError, "changes nothing"):
+            censoring.get("upgrad", ema_alpha=0.5)
 
     def test_moving_average_state_and_logs(self):
         x, targets = self.data()

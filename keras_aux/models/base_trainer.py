@@ -717,7 +717,7 @@ class BaseAuxiliaryTrainer:
         return total
 
     def task_objectives(self, task_losses):
-        """What each gradient differentiates (call it under the tape): the
+        """What each gradient differentiates (call it where the step records gradients): the
         primary objective, then each unweighted auxiliary loss (λ is applied
         by the censoring method), all loss-scaled for mixed precision."""
         objectives = [self._primary_objective(task_losses)]
