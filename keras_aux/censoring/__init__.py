@@ -61,8 +61,10 @@ from keras_aux.censoring.moving_average import MovingAverage, ema_update
 from keras_aux.censoring.pcgrad import PCGrad, project_conflicts
 
 # "pcgrad" is the auxiliary-only PCGrad above; the symmetric aggregator is
-# `Aggregated("pcgrad")`.
-AGGREGATOR_NAMES = tuple(n for n in aggregation.NAMES if n != "pcgrad")
+# `Aggregated("pcgrad")`. An aggregator with one state entry per task
+# (GradVac) needs the task count: `Aggregated("gradvac", num_auxiliary=K)`.
+_PER_TASK_STATE = tuple(n for n in aggregation.NAMES if aggregation.get(n).needs_num_rows)
+AGGREGATOR_NAMES = tuple(n for n in aggregation.NAMES if n != "pcgrad" and n not in _PER_TASK_STATE)
 NAMES = (*MODES, "pcgrad", *AGGREGATOR_NAMES)
 
 
@@ -96,6 +98,12 @@ def get(identifier, granularity=None, ema_alpha=1.0):
                 f"granularity={granularity!r} with {identifier!r}."
             )
         censor_ = identifier
+    elif isinstance(identifier, str) and identifier in _PER_TASK_STATE:
+        raise ValueError(
+            f"The aggregator {identifier!r} keeps one state entry per task: pass "
+            f"censoring=keras_aux.censoring.Aggregated({identifier!r}, num_auxiliary=K) with K "
+            "the number of auxiliary tasks."
+        )
     elif isinstance(identifier, str) and identifier in AGGREGATOR_NAMES:
         if granularity is not None:
             raise ValueError(

@@ -137,6 +137,9 @@ class OneStepTest(TestCase):
             censoring.get("upgrad", granularity="per_variable")
         with self.assertRaisesRegex(ValueError, "changes nothing"):
             censoring.get("upgrad", ema_alpha=0.5)
+        with self.assertRaisesRegex(ValueError, r"Aggregated\('gradvac', num_auxiliary=K\)"):
+            censoring.get("gradvac")
+        self.assertNotIn("gradvac", censoring.NAMES)
 
     def test_moving_average_state_and_logs(self):
         x, targets = self.data()
