@@ -31,13 +31,12 @@ def preference(pref_vector, k, dtype, default):
     return ops.convert_to_tensor(pref_vector, dtype=dtype)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class UPGrad(GramianWeightedAggregator):
-    """UPGrad (Quinton & Rey 2024, arXiv:2406.16232), as TorchJD's ``UPGrad``.
+class DualConeAggregator(GramianWeightedAggregator):
+    """What UPGrad and DualProj share: a preference vector, the normalised and
+    regularised Gramian, and the dual-cone solver's settings.
 
     Args:
-        pref_vector: weights of the projected rows (list of K floats);
-            default ``1/K`` each.
+        pref_vector: weights of the rows (list of K floats); default ``1/K`` each.
         norm_eps: below this ``trace(G)`` the normalised Gramian is zero.
         reg_eps: added to the normalised Gramian's diagonal.
         fista_iterations, active_set_iterations: of the dual-cone solver
@@ -58,12 +57,9 @@ class UPGrad(GramianWeightedAggregator):
         self.fista_iterations = int(fista_iterations)
         self.active_set_iterations = int(active_set_iterations)
 
-    def gramian_weights(self, gramian_, state):
-        k = gramian_.shape[0]
-        u = ops.diag(preference(self.pref_vector, k, gramian_.dtype, 1.0 / k))
-        g = regularize(normalize(gramian_, self.norm_eps), self.reg_eps)
-        v = project_onto_dual_cone(u, g, self.fista_iterations, self.active_set_iterations)
-        return ops.sum(v, axis=0), state
+    def solver_gramian(self, gramian_):
+        """``Ĝ = G / trace(G) + reg_eps · I``, what the dual-cone solver reads."""
+        return regularize(normalize(gramian_, self.norm_eps), self.reg_eps)
 
     def get_config(self):
         return {
@@ -73,3 +69,24 @@ class UPGrad(GramianWeightedAggregator):
             "fista_iterations": self.fista_iterations,
             "active_set_iterations": self.active_set_iterations,
         }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UPGrad(DualConeAggregator):
+    """UPGrad (Quinton & Rey 2024, arXiv:2406.16232), as TorchJD's ``UPGrad``.
+
+    Args:
+        pref_vector: weights of the projected rows (list of K floats);
+            default ``1/K`` each.
+        norm_eps: below this ``trace(G)`` the normalised Gramian is zero.
+        reg_eps: added to the normalised Gramian's diagonal.
+        fista_iterations, active_set_iterations: of the dual-cone solver
+            (`solvers.project_onto_dual_cone`).
+    """
+
+    def gramian_weights(self, gramian_, state):
+        k = gramian_.shape[0]
+        u = ops.diag(preference(self.pref_vector, k, gramian_.dtype, 1.0 / k))
+        g = self.solver_gramian(gramian_)
+        v = project_onto_dual_cone(u, g, self.fista_iterations, self.active_set_iterations)
+        return ops.sum(v, axis=0), state
