@@ -13,7 +13,10 @@ auxiliary, weights, state) -> (gradients, state)``, pure, in ``keras.ops``):
 - the gradient aggregators of `keras_aux.censoring.aggregation` (UPGrad,
   MGDA, CAGrad, Nash-MTL, ...), which treat the primary task as one more
   task: ``aggregate(name, matrix)`` on a matrix of task gradients, and
-  `Aggregated` as a method for a model (``compile(censoring="upgrad")``).
+  `Aggregated` as a method for a model (``compile(censoring="upgrad")``);
+  and their primary-aware forms, `AuxiliaryAggregated` (aggregate the
+  auxiliary gradients, then censor the result against the primary) and
+  `AsymmetricGradVac`.
 
 ``get(name_or_instance, granularity=..., ema_alpha=...)`` resolves what
 ``AuxiliaryModel.compile(censoring=...)`` accepts. ``combine`` / ``censor``
@@ -24,7 +27,12 @@ References: Du et al. 2018 (arXiv:1812.02224); Lemaire 2018; Yu et al. 2020
 """
 
 from keras_aux.censoring import aggregation
-from keras_aux.censoring.aggregation import Aggregated, aggregate
+from keras_aux.censoring.aggregation import (
+    Aggregated,
+    AsymmetricGradVac,
+    AuxiliaryAggregated,
+    aggregate,
+)
 from keras_aux.censoring.base import (
     GLOBAL,
     GRANULARITIES,
@@ -147,6 +155,8 @@ __all__ = [
     "UNWEIGHTED_COSINE",
     "WEIGHTED_COSINE",
     "Aggregated",
+    "AsymmetricGradVac",
+    "AuxiliaryAggregated",
     "Censor",
     "GradientCensor",
     "MovingAverage",

@@ -23,12 +23,18 @@ name               class                paper
 ``"random"``       `RandomWeighting`    Lin et al. 2022 (RLW)
 =================  ===================  ==========================================
 
-`Aggregated` wraps any of them as a `keras_aux.censoring.Censor`. The values
+`Aggregated` wraps any of them as a `keras_aux.censoring.Censor` that treats
+the primary task as one more row (``primary_weight`` sets a primary-aware
+preference vector). The primary-aware forms: `AuxiliaryAggregated` aggregates
+the auxiliary rows, then censors the result against the primary gradient;
+`AsymmetricGradVac` raises each auxiliary gradient's cosine with the primary
+to a target (the asymmetric PCGrad is the ``"projection"`` mode). The values
 match TorchJD's (``torchjd.aggregation``); departures are listed in
 docs/aggregation.md.
 """
 
 from keras_aux.censoring.aggregation.aligned_mtl import AlignedMTL
+from keras_aux.censoring.aggregation.asymmetric_gradvac import AsymmetricGradVac
 from keras_aux.censoring.aggregation.base import (
     Aggregator,
     GramianWeightedAggregator,
@@ -37,7 +43,7 @@ from keras_aux.censoring.aggregation.base import (
     gramian,
 )
 from keras_aux.censoring.aggregation.cagrad import CAGrad
-from keras_aux.censoring.aggregation.censor import Aggregated
+from keras_aux.censoring.aggregation.censor import Aggregated, AuxiliaryAggregated
 from keras_aux.censoring.aggregation.config import ConFIG
 from keras_aux.censoring.aggregation.dual_proj import DualProj
 from keras_aux.censoring.aggregation.fairgrad import FairGrad
@@ -113,6 +119,8 @@ __all__ = [
     "Aggregated",
     "Aggregator",
     "AlignedMTL",
+    "AsymmetricGradVac",
+    "AuxiliaryAggregated",
     "CAGrad",
     "ConFIG",
     "DualProj",

@@ -1,12 +1,20 @@
-"""`Aggregated`: any aggregator as a censoring method (`keras_aux.censoring.Censor`).
+"""Aggregators as censoring methods (`keras_aux.censoring.Censor`).
 
-The rows are ``[p, λ_1 a_1, ..., λ_K a_K]``, each the concatenation of its
-gradients flattened over the variables (None as zeros); the aggregator maps
-them to one vector, which is split back into one gradient per variable
-(None where every row was None). The primary task is one more task here:
-the aggregators treat all rows alike. Stateful aggregators (GradVac's cosine
-targets, the random methods' counters) keep their state in the `Censor`
-state, which `keras_aux.AuxiliaryModel` keeps as training state.
+`Aggregated` treats the primary task as one more task: the rows are
+``[p, λ_1 a_1, ..., λ_K a_K]``, each the concatenation of its gradients
+flattened over the variables (None as zeros); the aggregator maps them to one
+vector, which is split back into one gradient per variable (None where every
+row was None). With ``primary_weight`` the aggregators that take a preference
+vector (UPGrad, DualProj, Aligned-MTL, ConFIG) weight the primary row apart.
+
+`AuxiliaryAggregated` is primary-aware: it aggregates the auxiliary rows
+``[λ_1 a_1, ..., λ_K a_K]`` alone, then censors the result against the primary
+gradient with a censoring mode and adds the primary gradient, as
+`keras_aux.censoring.PCGrad(Projection())` composes.
+
+Stateful aggregators (GradVac's cosine targets, the random methods' counters)
+keep their state in the `Censor` state, which `keras_aux.AuxiliaryModel`
+keeps as training state.
 
 See docs/aggregation.md.
 """
@@ -16,7 +24,82 @@ import math
 import keras
 from keras import ops
 
+from keras_aux.censoring.aggregation.base import PACKAGE
 from keras_aux.censoring.base import Censor, check_gradients
+
+
+def flatten_tasks(tasks, scales):
+    """The matrix whose rows are the tasks' gradients flattened over the variables.
+
+    Args:
+        tasks: list of gradient lists (one tensor or None per variable).
+        scales: one factor per task (None: unscaled).
+
+    Returns:
+        ``(matrix, layout)``: the ``len(tasks) × n`` matrix over the variables
+        some task reaches (None as zeros), in float64 when every gradient is
+        float64 and float32 otherwise, or None when no task reaches a
+        variable; ``layout`` is what `split_vector` needs.
+    """
+    num_variables = len(tasks[0]) if tasks else 0
+    used, shapes, dtypes = [], [], []
+    for v in range(num_variables):
+        present = [task[v] for task in tasks if task[v] is not None]
+        if present:
+            used.append(v)
+            shapes.append(tuple(present[0].shape))
+            dtypes.append(present[0].dtype)
+    layout = (num_variables, used, shapes, dtypes)
+    if not used:
+        return None, layout
+    dtype = (
+        "float64"
+        if all(keras.backend.standardize_dtype(d) == "float64" for d in dtypes)
+        else "float32"
+    )
+    rows = []
+    for task, scale in zip(tasks, scales):
+        parts = []
+        for v, shape in zip(used, shapes):
+            size = math.prod(shape)
+            g = task[v]
+            if g is None:
+                parts.append(ops.zeros((size,), dtype=dtype))
+                continue
+            g = ops.reshape(ops.cast(g, dtype), (size,))
+            if scale is not None:
+                g = ops.cast(scale, dtype) * g
+            parts.append(g)
+        rows.append(ops.concatenate(parts, axis=0))
+    return ops.stack(rows, axis=0), layout
+
+
+def split_vector(vector, layout):
+    """One gradient per variable from a vector laid out by `flatten_tasks`
+    (None where no task reached the variable), each in its gradients' dtype."""
+    num_variables, used, shapes, dtypes = layout
+    out = [None] * num_variables
+    offset = 0
+    for v, shape, dtype in zip(used, shapes, dtypes):
+        size = math.prod(shape)
+        out[v] = ops.cast(ops.reshape(vector[offset : offset + size], shape), dtype)
+        offset += size
+    return out
+
+
+def _check_task_count(owner, num_auxiliary, auxiliary):
+    if num_auxiliary is not None and len(auxiliary) != num_auxiliary:
+        raise ValueError(
+            f"{owner} was built for {num_auxiliary} auxiliary tasks; got {len(auxiliary)}."
+        )
+
+
+def _resolve_aggregator(method, options):
+    from keras_aux.censoring.aggregation import get
+
+    if isinstance(method, dict):
+        method = keras.saving.deserialize_keras_object(method)
+    return get(method, **options)
 
 
 @keras.saving.register_keras_serializable(package="keras_aux")
@@ -30,35 +113,63 @@ class Aggregated(Censor):
         num_auxiliary: the number K of auxiliary tasks. Needed by aggregators
             whose state has one entry per row (GradVac; GradDrop with
             leaks), since ``init`` sees only the variables.
+        primary_weight: None (default: the aggregator's own preference, the
+            symmetric form) or a positive float ``w``: the preference vector
+            of an aggregator that takes one (UPGrad, DualProj, Aligned-MTL,
+            ConFIG) becomes ``[w, 1, ..., 1]`` on the rows
+            ``[p, λ_1 a_1, ...]``. With ``w = 1`` and no conflict, UPGrad and
+            DualProj give ``p + Σ_k λ_k a_k``, the update of every censoring
+            mode when nothing conflicts.
         **options: constructor options when ``method`` is a name.
 
     Example: ``AuxiliaryModel.compile(censoring=Aggregated("upgrad"))``.
 
     References: the aggregators' papers (docs/aggregation.md); the framing of
-    multi-task gradients as a matrix to aggregate follows Quinton & Rey
-    (2024), "Jacobian Descent for Multi-Objective Optimization".
+    multi-task gradients as a matrix to aggregate, and the preference vector,
+    follow Quinton & Rey (2024), "Jacobian Descent for Multi-Objective
+    Optimization".
     """
 
     needs_auxiliary_gradients = True
     is_linear = False
     uses_reference = False
 
-    def __init__(self, method="upgrad", num_auxiliary=None, **options):
-        from keras_aux.censoring.aggregation import get
-
-        if isinstance(method, dict):
-            method = keras.saving.deserialize_keras_object(method)
-        self.aggregator = get(method, **options)
+    def __init__(self, method="upgrad", num_auxiliary=None, primary_weight=None, **options):
+        self.aggregator = _resolve_aggregator(method, options)
         self.num_auxiliary = None if num_auxiliary is None else int(num_auxiliary)
         if self.aggregator.needs_num_rows and self.num_auxiliary is None:
             raise ValueError(
                 f"{self.aggregator!r} keeps a state with one entry per task: pass "
                 "`num_auxiliary` (the number of auxiliary tasks) to Aggregated."
             )
+        if primary_weight is not None:
+            primary_weight = float(primary_weight)
+            if not primary_weight > 0.0:
+                raise ValueError(f"`primary_weight` must be positive; got {primary_weight}.")
+            if not hasattr(self.aggregator, "pref_vector"):
+                raise ValueError(
+                    f"`primary_weight` sets a preference vector, which {self.aggregator!r} does "
+                    "not take; the aggregators that do: UPGrad, DualProj, AlignedMTL, ConFIG."
+                )
+            if self.aggregator.pref_vector is not None:
+                raise ValueError(
+                    f"Both `primary_weight={primary_weight}` and a `pref_vector` "
+                    f"{self.aggregator.pref_vector} were given: pass one."
+                )
+        self.primary_weight = primary_weight
 
     @property
     def method(self):
         return self.aggregator
+
+    def aggregator_for(self, num_auxiliary):
+        """The aggregator applied to ``1 + num_auxiliary`` rows: with
+        ``primary_weight``, a copy whose preference vector is ``[w, 1, ..., 1]``."""
+        if self.primary_weight is None:
+            return self.aggregator
+        config = dict(self.aggregator.get_config())
+        config["pref_vector"] = [self.primary_weight] + [1.0] * num_auxiliary
+        return type(self.aggregator).from_config(config)
 
     def init(self, variables):
         """The aggregator's state for ``1 + num_auxiliary`` rows."""
@@ -69,54 +180,19 @@ class Aggregated(Censor):
     def update(self, primary, auxiliary, weights, state, reference=None):
         """Aggregates ``[p, λ_1 a_1, ..., λ_K a_K]``; ``reference`` is not used."""
         weights = check_gradients(primary, auxiliary, weights, reference)
-        if self.num_auxiliary is not None and len(auxiliary) != self.num_auxiliary:
-            raise ValueError(
-                f"Aggregated was built for {self.num_auxiliary} auxiliary tasks; got "
-                f"{len(auxiliary)}."
-            )
+        _check_task_count("Aggregated", self.num_auxiliary, auxiliary)
         tasks = [list(primary)] + [list(task) for task in auxiliary]
-        scales = [None] + list(weights)
-        used, shapes, dtypes = [], [], []
-        for v in range(len(primary)):
-            present = [task[v] for task in tasks if task[v] is not None]
-            if present:
-                used.append(v)
-                shapes.append(tuple(present[0].shape))
-                dtypes.append(present[0].dtype)
-        if not used:
+        matrix, layout = flatten_tasks(tasks, [None] + list(weights))
+        if matrix is None:
             return [None] * len(primary), state
-        dtype = (
-            "float64"
-            if all(keras.backend.standardize_dtype(d) == "float64" for d in dtypes)
-            else "float32"
-        )
-        sizes = [math.prod(s) for s in shapes]
-        rows = []
-        for task, scale in zip(tasks, scales):
-            parts = []
-            for v, size in zip(used, sizes):
-                g = task[v]
-                if g is None:
-                    parts.append(ops.zeros((size,), dtype=dtype))
-                    continue
-                g = ops.reshape(ops.cast(g, dtype), (size,))
-                if scale is not None:
-                    g = ops.cast(scale, dtype) * g
-                parts.append(g)
-            rows.append(ops.concatenate(parts, axis=0))
-        matrix = ops.stack(rows, axis=0)
-        vector, state = self.aggregator.update(matrix, state)
-        out = [None] * len(primary)
-        offset = 0
-        for v, shape, size, d in zip(used, shapes, sizes, dtypes):
-            out[v] = ops.cast(ops.reshape(vector[offset : offset + size], shape), d)
-            offset += size
-        return out, state
+        vector, state = self.aggregator_for(len(auxiliary)).update(matrix, state)
+        return split_vector(vector, layout), state
 
     def get_config(self):
         return {
             "method": keras.saving.serialize_keras_object(self.aggregator),
             "num_auxiliary": self.num_auxiliary,
+            "primary_weight": self.primary_weight,
         }
 
     @classmethod
@@ -126,4 +202,112 @@ class Aggregated(Censor):
         return cls(**config)
 
     def __repr__(self):
-        return f"Aggregated({self.aggregator!r}, num_auxiliary={self.num_auxiliary!r})"
+        return (
+            f"Aggregated({self.aggregator!r}, num_auxiliary={self.num_auxiliary!r}, "
+            f"primary_weight={self.primary_weight!r})"
+        )
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AuxiliaryAggregated(Censor):
+    """Aggregates the auxiliary gradients, then censors the result against the primary.
+
+    The rows ``[λ_1 a_1, ..., λ_K a_K]`` (flattened as in `Aggregated`) are
+    aggregated into one auxiliary gradient ``d``; the update is
+    ``p + G(d, m)``, ``G`` the censoring mode ``censor`` and ``m`` the
+    primary gradient (or the ``reference``, e.g. its moving average). With
+    ``censor="projection"`` the update never opposes the primary gradient:
+    ``⟨update − p, m⟩ = max(⟨d, m⟩, 0) ≥ 0`` over the variables ``m`` has
+    (docs/aggregation.md, "Primary-aware forms"). For one auxiliary task and
+    an aggregator that returns a single row unchanged (UPGrad, DualProj,
+    MGDA, PCGrad, ...), it is the censoring mode itself.
+
+    Args:
+        method: an aggregator name, an `Aggregator` or a serialized one.
+        censor: the method applied to ``d`` against the primary gradient (a
+            `Censor` or a name; default ``"projection"``); it sees one
+            auxiliary task of weight 1.
+        num_auxiliary: the number K of auxiliary tasks; needed by the
+            aggregators whose state has one entry per row (GradVac; GradDrop
+            with leaks).
+        **options: constructor options when ``method`` is a name.
+
+    Example: ``compile(censoring=AuxiliaryAggregated("upgrad", "projection"))``.
+
+    References: the aggregators' papers (docs/aggregation.md); the
+    composition follows Yu et al. (2020), "Gradient Surgery for Multi-Task
+    Learning" (as `keras_aux.censoring.PCGrad`) and the projection of
+    Lemaire (2018), "Auxiliary tasks in deep learning: projecting the
+    auxiliary gradient".
+    """
+
+    needs_auxiliary_gradients = True
+    is_linear = False
+
+    def __init__(self, method="upgrad", censor="projection", num_auxiliary=None, **options):
+        from keras_aux.censoring import get
+
+        self.aggregator = _resolve_aggregator(method, options)
+        self.censor = get(censor)
+        self.num_auxiliary = None if num_auxiliary is None else int(num_auxiliary)
+        if self.aggregator.needs_num_rows and self.num_auxiliary is None:
+            raise ValueError(
+                f"{self.aggregator!r} keeps a state with one entry per task: pass "
+                "`num_auxiliary` (the number of auxiliary tasks) to AuxiliaryAggregated."
+            )
+        if not self.censor.needs_auxiliary_gradients:
+            raise ValueError(
+                "AuxiliaryAggregated needs a method that uses the auxiliary gradients; got "
+                f"{self.censor!r}."
+            )
+
+    @property
+    def method(self):
+        return self.aggregator
+
+    @property
+    def uses_reference(self):
+        return self.censor.uses_reference
+
+    def init(self, variables):
+        """The aggregator's state (for ``num_auxiliary`` rows) and the censor's."""
+        return {
+            "aggregator": self.aggregator.init(self.num_auxiliary),
+            "censor": self.censor.init(variables),
+        }
+
+    def update(self, primary, auxiliary, weights, state, reference=None):
+        """Aggregates ``[λ_1 a_1, ...]`` into ``d``, then returns the censor's ``p + G(d, m)``."""
+        weights = check_gradients(primary, auxiliary, weights, reference)
+        _check_task_count("AuxiliaryAggregated", self.num_auxiliary, auxiliary)
+        matrix, layout = flatten_tasks([list(task) for task in auxiliary], list(weights))
+        aggregator_state = state["aggregator"]
+        if matrix is None:
+            combined = [None] * len(primary)
+        else:
+            vector, aggregator_state = self.aggregator.update(matrix, aggregator_state)
+            combined = split_vector(vector, layout)
+        grads, censor_state = self.censor.update(
+            primary, [combined], [1.0], state["censor"], reference=reference
+        )
+        return grads, {"aggregator": aggregator_state, "censor": censor_state}
+
+    def get_config(self):
+        return {
+            "method": keras.saving.serialize_keras_object(self.aggregator),
+            "censor": keras.saving.serialize_keras_object(self.censor),
+            "num_auxiliary": self.num_auxiliary,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["method"] = keras.saving.deserialize_keras_object(config["method"])
+        config["censor"] = keras.saving.deserialize_keras_object(config["censor"])
+        return cls(**config)
+
+    def __repr__(self):
+        return (
+            f"AuxiliaryAggregated({self.aggregator!r}, censor={self.censor!r}, "
+            f"num_auxiliary={self.num_auxiliary!r})"
+        )
