@@ -13,6 +13,9 @@ STAMP := $(VENV)/.installed-stamp
 # The fast tier, the one run on the oldest supported stack and on JAX: keras-aux's colocated unit
 # tests and the install checks.
 FAST_TIER ?= keras_aux tests/test_install.py
+# The integration tier: the trainers, benchmarks' smoke runs, save/serve and multi-worker runs of
+# tests/. `make test` runs the two tiers one after the other, each well under 10 minutes on 2 cores.
+INTEGRATION_TIER ?= tests --ignore=tests/test_install.py
 # pytest-xdist workers: one per core, at most 4 (each imports TensorFlow). The suite is mostly
 # single-threaded tracing, so two workers on two cores halve its time. `PYTEST_WORKERS=0` runs
 # it in one process.
@@ -43,7 +46,8 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
-	$(PY) $(PYTEST)
+	$(PY) $(PYTEST) $(FAST_TIER)
+	$(PY) $(PYTEST) $(INTEGRATION_TIER)
 
 # The fast tier on the oldest versions the ranges of setup.py allow (requirements/oldest.txt),
 # in its own virtualenv. No `jax` extra there: jax needs numpy 2, TF 2.16 numpy 1.
