@@ -31,10 +31,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from keras_aux.architectures import conv4_backbone, single_task_network
 from keras_aux.experiments.reporting import write_markdown
 from keras_aux.losses import FocalLoss
-from keras_aux.models import MAXL
+from keras_aux.maxl import MAXL, conv4_backbone, single_task_network
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("xla", ["false", "true"], "jit_compile settings to time.")

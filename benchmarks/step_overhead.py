@@ -31,7 +31,7 @@ Three measures (issue 10 §6):
    (1 + K backward passes), ``multitask`` (cosine on), ``projection``,
    ``pcgrad`` and ``single_task``.
 
-3. **Peak memory of a step** (``--memory_k``): each configuration runs alone in
+3. **Peak memory of a step** (``--memory_k``, TensorFlow): each configuration runs alone in
    a fresh subprocess (``--probe``) whose CPU device allocates through a BFC
    allocator (``TF_CPU_ALLOCATOR_USE_BFC=true``). Its statistics
    (`tf.config.experimental.get_memory_info("CPU:0")`) give, after the warm-up
@@ -54,6 +54,21 @@ Three measures (issue 10 §6):
    compilation included) and during the measured steps. It covers
    everything, but in pages and malloc arenas: once the first steps have
    grown the heap, a step reuses freed memory and it barely moves.
+
+4. **The two gradient paths** (``--forward_k``, either backend): projection
+   with global granularity on the ``mlp`` trunk with K auxiliary heads, K = 1,
+   2, 4, 8, 16, on the per-task path (one backward pass per task) and on the
+   forward path (the primary gradient and the weighted total's, plus
+   one directional derivative of the K auxiliary losses: a fixed number of
+   passes), both without the cosine metric, against plain Keras: median step,
+   ratio to plain, compile time (the first step: tracing and compilation) and
+   the step's peak memory — on TensorFlow the allocator's step peak of
+   measure 3 (XLA off), on JAX XLA's own account of the compiled step's
+   temporary buffers (``memory_analysis().temp_size_in_bytes``, the state
+   donated as Keras's JAX trainer does), both as ratios to plain.
+   ``KERAS_BACKEND=jax python -m benchmarks.step_overhead --forward_k=1,2,4,8,16``
+   runs it on JAX (the TensorFlow-only tables 1–3 are then left out: their
+   floor is a TensorFlow tape).
 
 Every timed configuration is timed in interleaved rounds (round-robin over the
 configurations) so that the machine's background load hits all of them alike;
@@ -95,11 +110,14 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
 from keras_aux import AuxiliaryModel, censoring
 from keras_aux.experiments.reporting import write_markdown
+
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
+if ON_TENSORFLOW:
+    import tensorflow as tf
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["mlp", "lstm"], "Networks of the per-method table.")
@@ -121,6 +139,17 @@ flags.DEFINE_bool("memory_xla", False, "jit_compile of the memory measurements."
 flags.DEFINE_integer(
     "memory_repeats", 1, "Fresh processes per memory measurement (the median is reported)."
 )
+flags.DEFINE_list(
+    "forward_k", [], "Numbers of auxiliary tasks of the gradient-path table (mlp); empty: skip."
+)
+flags.DEFINE_enum(
+    "forward_xla",
+    "auto",
+    ["auto", "true", "false"],
+    "jit_compile of the gradient-path table; auto: off on TensorFlow, on on JAX (whose "
+    "steps without it run op by op).",
+)
+flags.DEFINE_bool("forward_memory", True, "Measure the gradient-path table's peak memory.")
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
 flags.DEFINE_integer("steps", 20, "Timed steps per configuration per round.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per configuration (tracing, XLA compile).")
@@ -188,6 +217,7 @@ class Config:
         track_cosine: `compile(track_gradient_cosine=...)`; None: the default.
         per_task: for ``"floor"``: one backward pass per task (else one of
             the weighted total).
+        gradient_path: `compile(gradient_path=...)`.
     """
 
     key: str
@@ -197,16 +227,33 @@ class Config:
     ema_alpha: float = 1.0
     track_cosine: bool | None = None
     per_task: bool = True
+    gradient_path: str = "auto"
+
+    def forward_path(self, k):
+        """Whether `compile` picks the forward gradient path (its rule: a method
+        with a ``scalar_form``, no cosine metric, and K ≥ 2 unless forced)."""
+        if self.kind != "auxiliary":
+            return False
+        serves = censoring.get(self.mode, ema_alpha=self.ema_alpha).scalar_form is not None
+        serves = serves and not self.track_cosine
+        return self.gradient_path == "forward" or (
+            self.gradient_path == "auto" and serves and k >= 2
+        )
 
     def backward_passes(self, k):
         """Backward passes of one step with ``k`` auxiliary tasks (the rule of
         `AuxiliaryTrainer`'s step: one of the weighted total or of the primary
-        objective when nothing reads the auxiliary gradients separately)."""
+        objective when nothing reads the auxiliary gradients separately; on the
+        forward path, the primary gradient and the weighted total's, plus the
+        kept total's for the unweighted cosine, and one directional derivative
+        not counted here)."""
         if self.kind == "plain":
             return 1
         if self.kind == "floor":
             return 1 + k if self.per_task else 1
         censor = censoring.get(self.mode, ema_alpha=self.ema_alpha)
+        if self.forward_path(k):
+            return 2 if censor.scalar_form == "shift" else 3
         track = censor.needs_auxiliary_gradients if self.track_cosine is None else self.track_cosine
         if not track and (not censor.needs_auxiliary_gradients or censor.is_linear):
             return 1
@@ -226,9 +273,14 @@ CONFIGS = {
                track_cosine=False),
         *[Config(name, name, "auxiliary", name) for name in censoring.NAMES],
         Config("projection_ema", "projection, EMA α=0.01", "auxiliary", "projection", 0.01),
+        Config("projection_per_task", "projection, per-task path", "auxiliary", "projection",
+               track_cosine=False, gradient_path="per_task"),
+        Config("projection_forward", "projection, forward path", "auxiliary", "projection",
+               track_cosine=False, gradient_path="forward"),
     ]
 }  # fmt: skip
-METHOD_TABLE = list(CONFIGS)
+FORWARD_TABLE = ["plain", "projection_per_task", "projection_forward"]
+METHOD_TABLE = [key for key in CONFIGS if key not in FORWARD_TABLE[1:]]
 SCALING_TABLE = ["plain", "floor_1", "floor", "single_task", "multitask", "projection", "pcgrad"]
 
 
@@ -285,6 +337,7 @@ def build(network, k, config, jit):
             ema_alpha=config.ema_alpha,
             jit_compile=jit,
             track_gradient_cosine=config.track_cosine,
+            gradient_path=config.gradient_path,
         )
         return model, data_x, y
     y = dict(y)
@@ -386,6 +439,26 @@ def probe(spec):
     )
 
 
+def xla_temp_bytes(model, x, y):
+    """XLA's account of a compiled JAX train step's temporary buffers (bytes):
+    what the step allocates beyond its state, compiled as Keras compiles it
+    (the state donated, so the new state takes its buffers; without that, XLA
+    may place temporaries in the output buffers and report almost none)."""
+    import jax
+
+    state = tuple(
+        [v.value for v in variables]
+        for variables in (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
+    )
+    compiled = jax.jit(model.train_step, donate_argnums=0).lower(state, (x, y)).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
 def run_probe(network, k, key, jit):
     """`probe` in ``--memory_repeats`` fresh subprocesses; the median of each measure."""
     results = [_run_probe_once(network, k, key, jit) for _ in range(FLAGS.memory_repeats)]
@@ -433,12 +506,80 @@ def command_line():
         "memory_steps",
         "memory_xla",
         "memory_repeats",
+        "forward_k",
+        "forward_xla",
+        "forward_memory",
     ]:
         if FLAGS[name].present:
             value = FLAGS[name].value
             value = ",".join(value) if isinstance(value, list) else value
             parts.append(f"--{name}={str(value).lower() if isinstance(value, bool) else value}")
     return " ".join(parts)
+
+
+def backend_prefix():
+    return "" if ON_TENSORFLOW else f"KERAS_BACKEND={keras.backend.backend()} "
+
+
+def backend_version():
+    if ON_TENSORFLOW:
+        return f"TensorFlow {tf.__version__}"
+    import jax
+
+    return f"JAX {jax.__version__}"
+
+
+def forward_table(jobs, median, compile_seconds, memory):
+    """The gradient-path table (measure 4): its Markdown lines."""
+    jit = jobs[0][2]
+    memory_note = (
+        "the allocator's step peak (MiB; measure 3: a fresh process each, XLA off)"
+        if ON_TENSORFLOW
+        else "XLA's temporary buffers of the compiled step, its state donated as Keras does "
+        "(MiB; `memory_analysis().temp_size_in_bytes`)"
+    )
+    lines = [
+        "## Two gradient paths: projection with K auxiliary tasks (mlp)",
+        "",
+        f"Backend {keras.backend.backend()}, XLA {'on' if jit else 'off'}. Projection with global "
+        "granularity, no cosine metric, on the per-task path (1 + K backward passes) and on the "
+        "forward path (the primary gradient and the weighted total's, and one "
+        "directional derivative of the K auxiliary losses), against plain Keras at the same K. "
+        "**compile** = the first step (tracing, compilation and one step); **memory** = "
+        f"{memory_note}, with its ratio to plain. Goal at K = 16: the forward path at most 2.5× "
+        "plain in time and 1.5× in memory.",
+        "",
+        "| K | configuration | backward passes | median step (ms) | ratio to plain "
+        "| compile (s) | memory (MiB) | memory ratio to plain |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in jobs:
+        network, k, jit, key = name
+        plain = (network, k, jit, PLAIN.key)
+        mem, mem_ratio = memory.get(name), "—"
+        if mem is not None and memory.get(plain):
+            mem_ratio = f"{mem / memory[plain]:.2f}×"
+        lines.append(
+            f"| {k} | {CONFIGS[key].label} | {CONFIGS[key].backward_passes(k)} "
+            f"| {1000 * median[name]:.2f} | {median[name] / median[plain]:.2f}× "
+            f"| {compile_seconds[name]:.1f} | {'—' if mem is None else f'{mem / MIB:.2f}'} "
+            f"| {mem_ratio} |"
+        )
+    lines.append("")
+    largest = max(k for _, k, _, _ in jobs)
+    forward = ("mlp", largest, jit, "projection_forward")
+    plain = ("mlp", largest, jit, PLAIN.key)
+    if forward in median:
+
+        def against(ratio, goal):
+            met = "met" if ratio <= goal else "not met"
+            return f"{ratio:.2f}× plain (goal ≤ {goal}×: {met})"
+
+        verdict = "in time " + against(median[forward] / median[plain], 2.5)
+        if memory.get(forward) is not None and memory.get(plain):
+            verdict += ", in memory " + against(memory[forward] / memory[plain], 1.5)
+        lines += [f"At K = {largest} the forward path is {verdict}.", ""]
+    return lines
 
 
 def check_keys(keys):
@@ -456,7 +597,17 @@ def floor_of(config, k):
 
 def main(argv):
     del argv
-    tf.get_logger().setLevel("ERROR")
+    if ON_TENSORFLOW:
+        tf.get_logger().setLevel("ERROR")
+    else:
+        # Tables 1-3 compare with a TensorFlow tape (the floor) and read TensorFlow's allocator.
+        given = [n for n in ("models", "scaling_k", "memory_k", "probe") if FLAGS[n].present]
+        if any(FLAGS[n].value for n in given):
+            raise app.UsageError(
+                f"--{', --'.join(given)} need the TensorFlow backend (Keras runs on "
+                f"{keras.backend.backend()!r}); on it only --forward_k runs."
+            )
+        FLAGS.models, FLAGS.scaling_k, FLAGS.memory_k = [], [], []
     if FLAGS.probe:
         probe(FLAGS.probe)
         return
@@ -483,13 +634,21 @@ def main(argv):
     memory_jobs = [
         ("mlp", int(k), key) for k in FLAGS.memory_k for key in check_keys(FLAGS.memory_configs)
     ]
+    forward_jit = not ON_TENSORFLOW if FLAGS.forward_xla == "auto" else FLAGS.forward_xla == "true"
+    forward_jobs = [
+        ("mlp", int(k), forward_jit, key) for k in FLAGS.forward_k for key in FORWARD_TABLE
+    ]
+    names = list(dict.fromkeys(names + forward_jobs))
 
     print(f"Building and warming up {len(names)} configurations (tracing, XLA compilation).")
-    fits = {}
+    fits, compile_seconds = {}, {}
     progress = keras.utils.Progbar(len(names), unit_name="configuration")
     for i, (network, k, jit, key) in enumerate(names):
         model, x, y = build(network, k, CONFIGS[key], jit)
-        for _ in range(FLAGS.warmup):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)  # the first step traces and compiles
+        compile_seconds[(network, k, jit, key)] = time.perf_counter() - start
+        for _ in range(FLAGS.warmup - 1):
             model.train_on_batch(x, y)
         fits[(network, k, jit, key)] = (model, x, y)
         progress.update(i + 1)
@@ -515,8 +674,17 @@ def main(argv):
             progress.update(r * len(names) + i + 1)
     gc.unfreeze()
     median = {name: statistics.median(t) for name, t in times.items()}
+    forward_memory = {}
+    if forward_jobs and FLAGS.forward_memory and not ON_TENSORFLOW:
+        for name in forward_jobs:
+            forward_memory[name] = xla_temp_bytes(*fits[name])
     del fits
     gc.collect()
+    if forward_jobs and FLAGS.forward_memory and ON_TENSORFLOW:
+        print(f"\nMemory of the gradient-path table: {len(forward_jobs)} fresh processes.")
+        for name in forward_jobs:
+            network, k, _, key = name
+            forward_memory[name] = run_probe(network, k, key, False)["step_peak"]
 
     memory = {}
     if memory_jobs:
@@ -533,30 +701,33 @@ def main(argv):
     lines = [
         "# Cost of a censored train step",
         "",
-        f"`{command_line()}` on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, "
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}); median of "
+        f"`{backend_prefix()}{command_line()}` on {platform.node() or 'this machine'} "
+        f"({os.cpu_count()} CPUs, {backend_version()}, Keras {keras.__version__}); median of "
         f"{FLAGS.rounds * FLAGS.steps} steps per configuration, interleaved rounds, all "
         "configurations timed in the same run. λ = "
         f"{LAMBDA:g} for every auxiliary task, Adam.",
         "",
-        "- **ratio to plain** = median step ÷ the plain Keras multi-output step (sum of λ-weighted "
-        "losses, one backward pass) of the same network, XLA setting and number K of auxiliary "
-        "tasks. Goal: ≤ 1.5×.",
-        "- **ratio to floor** = median step ÷ the *floor* with as many backward passes: a bare "
-        "`keras.Model.train_step` of the same network (compiled with the same `jit_compile`) that "
-        "runs one forward pass under a persistent tape, takes one `tape.gradient` per task "
-        "(primary loss, each λ-weighted auxiliary loss) and applies their sum with Adam — no "
-        "censoring, metrics or state. It is the unavoidable cost of a step that needs one "
-        "gradient per task; what is above it is censoring arithmetic and bookkeeping. One-pass "
-        "configurations (plain, `single_task`, `multitask` without the cosine metric) are "
-        "compared with the one-pass floor (gradient of the weighted total).",
-        "- Every censoring method with its `compile` defaults: one backward pass per task, "
-        "the `<aux>_cosine` metric included, except `single_task` (primary gradient only: one "
-        "backward pass, no cosine metric, so it should cost about a plain step). `multitask` "
-        "without the cosine metric takes one backward pass of the weighted total: exactly the "
-        "plain step.",
-        "",
     ]
+    if method_jobs or scaling_jobs:
+        lines += [
+            "- **ratio to plain** = median step ÷ the plain Keras multi-output step (sum of λ-weighted "
+            "losses, one backward pass) of the same network, XLA setting and number K of auxiliary "
+            "tasks. Goal: ≤ 1.5×.",
+            "- **ratio to floor** = median step ÷ the *floor* with as many backward passes: a bare "
+            "`keras.Model.train_step` of the same network (compiled with the same `jit_compile`) that "
+            "runs one forward pass under a persistent tape, takes one `tape.gradient` per task "
+            "(primary loss, each λ-weighted auxiliary loss) and applies their sum with Adam — no "
+            "censoring, metrics or state. It is the unavoidable cost of a step that needs one "
+            "gradient per task; what is above it is censoring arithmetic and bookkeeping. One-pass "
+            "configurations (plain, `single_task`, `multitask` without the cosine metric) are "
+            "compared with the one-pass floor (gradient of the weighted total).",
+            "- Every censoring method with its `compile` defaults: one backward pass per task, "
+            "the `<aux>_cosine` metric included, except `single_task` (primary gradient only: one "
+            "backward pass, no cosine metric, so it should cost about a plain step). `multitask` "
+            "without the cosine metric takes one backward pass of the weighted total: exactly the "
+            "plain step.",
+            "",
+        ]
 
     def ratios(network, k, jit, key):
         """Median (ms) and its ratios to plain and to the floor, formatted
@@ -648,6 +819,8 @@ def main(argv):
                 f"| {mib(result['rss_first'], 1)} | {mib(result['rss_later'], 1)} |"
             )
         lines.append("")
+    if forward_jobs:
+        lines += forward_table(forward_jobs, median, compile_seconds, forward_memory)
     write_markdown(lines[:-1] if lines[-1] == "" else lines, FLAGS.output)
 
 

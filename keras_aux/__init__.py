@@ -8,6 +8,11 @@
   outputs, trained with `fit` through a censoring method.
 - `keras_aux.models.MAXL`: meta auxiliary learning (Liu et al. 2019), a label
   generator trained through a meta-gradient, with `fit`.
+- `keras_aux.weighting`: loss weightings (uncertainty weighting, DWA, GradNorm,
+  GLS, random loss weighting, FAMO) applied before the gradients, with any
+  censoring method (``compile(loss_weighting=...)``).
+- `keras_aux.learned`: auxiliary weights learned from the primary task's own
+  gradient (MetaBalance, OL-AUX), as censoring methods.
 - `keras_aux.layers`, `keras_aux.losses`, `keras_aux.metrics`: backend-neutral Keras
   objects (`keras.ops`), registered for saving.
 """
@@ -22,7 +27,7 @@ require_keras()
 
 # Every serializable class is registered by `import keras_aux`, so a saved
 # model loads after that import alone (layers, losses and metrics included).
-from keras_aux import censoring, layers, losses, metrics, models  # noqa: E402
+from keras_aux import censoring, layers, learned, losses, metrics, models, weighting  # noqa: E402
 from keras_aux.models import MAXL, AuxiliaryModel, AuxiliaryTrainer  # noqa: E402
 
 __version__ = "0.1.0"
@@ -33,8 +38,10 @@ __all__ = [
     "AuxiliaryTrainer",
     "censoring",
     "layers",
+    "learned",
     "losses",
     "metrics",
     "models",
+    "weighting",
     "__version__",
 ]

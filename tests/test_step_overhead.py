@@ -6,6 +6,8 @@ Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224); Yu et al. 2020
 (PCGrad). See docs/censoring.md.
 """
 
+import importlib.util
+import os
 import subprocess
 import sys
 
@@ -23,8 +25,17 @@ def test_backward_passes_match_the_train_step():
     assert configs["floor"].backward_passes(4) == 5
     assert configs["single_task"].backward_passes(4) == 1
     assert configs["multitask_no_cosine"].backward_passes(4) == 1
-    for key in ["multitask", "projection", "pcgrad", "projection_ema"]:
+    for key in ["pcgrad", "projection_per_task"]:
         assert configs[key].backward_passes(4) == 5
+    assert configs["multitask"].backward_passes(4) == 5  # its cosine metric: per task
+    # By default projection takes the forward path from K = 2 (two backward
+    # passes, no cosine metric), the per-task path at K = 1.
+    for key in ["projection", "projection_ema"]:
+        assert configs[key].backward_passes(4) == 2
+        assert configs[key].backward_passes(1) == 2
+    assert configs["projection_forward"].backward_passes(16) == 2
+    assert configs["projection_forward"].backward_passes(1) == 2
+    assert configs["projection_per_task"].backward_passes(16) == 17
     # The benchmark mirrors the rule of AuxiliaryTrainer's step; check it
     # against the step itself where it exposes it.
     for key, config in configs.items():
@@ -34,8 +45,13 @@ def test_backward_passes_match_the_train_step():
         needed = getattr(model, "_gradients_needed", None)
         if needed is None:
             pytest.skip("AuxiliaryTrainer no longer exposes _gradients_needed")
-        expected = 1 if needed() in ("total", "primary") else 3
+        expected = {"total": 1, "primary": 1, "tasks": 3}.get(needed())
+        if (
+            expected is None
+        ):  # the forward path: its kept total costs the unweighted cosine one more
+            expected = 2 if model.censor.scalar_form == "shift" else 3
         assert config.backward_passes(2) == expected, key
+        assert config.forward_path(2) == (model.gradient_path == "forward"), key
 
 
 def test_smoke_run(tmp_path):
@@ -56,6 +72,8 @@ def test_smoke_run(tmp_path):
             "--steps=1",
             "--warmup=1",
             "--memory_steps=1",
+            "--forward_k=2",
+            "--forward_memory=false",
             f"--output={output}",
         ],
         cwd=ROOT,
@@ -74,3 +92,32 @@ def test_smoke_run(tmp_path):
     memory = next(line for line in table.splitlines() if line.startswith("| 2 | pcgrad | 3 |"))
     held, step_peak = (float(v) for v in memory.split("|")[4:6])
     assert held > 0 and step_peak > 0
+    cells = check_forward_table(table)
+    assert float(cells[4]) > 0 and float(cells[6]) > 0  # step (ms), compile (s)
+    assert cells[7].strip() == "—"  # memory not measured
+
+
+def check_forward_table(table):
+    """The gradient-path table's K = 2 rows; returns the forward path's cells."""
+    assert "## Two gradient paths" in table
+    assert "| 2 | plain keras | 1 |" in table
+    assert "| 2 | projection, per-task path | 3 |" in table
+    forward = next(line for line in table.splitlines() if "forward path | 2 |" in line)
+    return forward.split("|")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_forward_smoke_run_jax(tmp_path):
+    # The gradient-path table alone: tables 1-3 need the TensorFlow backend.
+    output = tmp_path / "forward_jax.md"
+    command = [sys.executable, "-m", "benchmarks.step_overhead", "--forward_k=2", "--rounds=1"]
+    command += ["--steps=1", "--warmup=1", f"--output={output}"]
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = output.read_text(encoding="utf-8")
+    assert "`KERAS_BACKEND=jax python -m benchmarks.step_overhead" in table
+    assert "## Step time per censoring method" not in table
+    cells = check_forward_table(table)
+    assert float(cells[7]) > 0  # XLA's temporary buffers (MiB)
+    assert cells[8].strip().endswith("×")

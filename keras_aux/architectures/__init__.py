@@ -1,4 +1,5 @@
-"""The networks of the papers keras-aux reproduces."""
+"""The networks of the papers keras-aux reproduces (MAXL's live in `keras_aux.maxl.networks`,
+with the model; re-exported here)."""
 
 from keras_aux.architectures.genre_lstm import (
     compile_genre_lstm,
@@ -6,7 +7,8 @@ from keras_aux.architectures.genre_lstm import (
     genre_lstm,
     waveform_classifier,
 )
-from keras_aux.architectures.maxl_nets import (
+from keras_aux.architectures.mlp import auxiliary_mlp
+from keras_aux.maxl.networks import (
     BACKBONES,
     conv4_backbone,
     label_generator,
@@ -15,7 +17,6 @@ from keras_aux.architectures.maxl_nets import (
     single_task_network,
     vgg16_backbone,
 )
-from keras_aux.architectures.mlp import auxiliary_mlp
 
 __all__ = [
     "BACKBONES",

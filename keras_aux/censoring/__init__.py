@@ -70,13 +70,14 @@ from keras_aux.censoring.pcgrad import PCGrad, project_conflicts
 
 # "pcgrad" is the auxiliary-only PCGrad above; the symmetric aggregator is
 # `Aggregated("pcgrad")`. An aggregator with one state entry per task
-# (GradVac) needs the task count: `Aggregated("gradvac", num_auxiliary=K)`.
+# (GradVac) needs the task count: `get` takes it as ``num_auxiliary`` (a model's
+# `compile` passes it), so it is left out of NAMES, which take none.
 _PER_TASK_STATE = tuple(n for n in aggregation.NAMES if aggregation.get(n).needs_num_rows)
 AGGREGATOR_NAMES = tuple(n for n in aggregation.NAMES if n != "pcgrad" and n not in _PER_TASK_STATE)
 NAMES = (*MODES, "pcgrad", *AGGREGATOR_NAMES)
 
 
-def get(identifier, granularity=None, ema_alpha=1.0):
+def get(identifier, granularity=None, ema_alpha=1.0, num_auxiliary=None):
     """The `Censor` for ``identifier``: a name, an instance, or a serialized config.
 
     Args:
@@ -90,6 +91,10 @@ def get(identifier, granularity=None, ema_alpha=1.0):
         ema_alpha: α in (0, 1]; below 1 the method is wrapped in
             `MovingAverage` (the reference becomes the moving average of the
             primary gradient).
+        num_auxiliary: the number of auxiliary tasks K, needed by the
+            aggregators that keep one state entry per task (``"gradvac"``:
+            `Aggregated("gradvac", num_auxiliary=K)`); `AuxiliaryModel.compile`
+            passes it. Ignored otherwise.
 
     Returns:
         A `Censor`.
@@ -107,11 +112,18 @@ def get(identifier, granularity=None, ema_alpha=1.0):
             )
         censor_ = identifier
     elif isinstance(identifier, str) and identifier in _PER_TASK_STATE:
-        raise ValueError(
-            f"The aggregator {identifier!r} keeps one state entry per task: pass "
-            f"censoring=keras_aux.censoring.Aggregated({identifier!r}, num_auxiliary=K) with K "
-            "the number of auxiliary tasks."
-        )
+        if granularity is not None:
+            raise ValueError(
+                f"`granularity` does not apply to the aggregator {identifier!r}, which "
+                f"aggregates whole gradients; got granularity={granularity!r}."
+            )
+        if num_auxiliary is None:
+            raise ValueError(
+                f"The aggregator {identifier!r} keeps one state entry per task: pass "
+                f"num_auxiliary=K, or censoring=keras_aux.censoring.Aggregated({identifier!r}, "
+                "num_auxiliary=K) with K the number of auxiliary tasks."
+            )
+        censor_ = Aggregated(identifier, num_auxiliary=num_auxiliary)
     elif isinstance(identifier, str) and identifier in AGGREGATOR_NAMES:
         if granularity is not None:
             raise ValueError(

@@ -133,6 +133,28 @@ class Censor:
     is_linear = False
     uses_reference = True
 
+    scalar_form = None
+    """Whether the train step may take the *forward gradient path*
+    (docs/censoring.md, "Two gradient paths"): None (default) when ``update``
+    needs every ``a_k``; ``"shift"`` when, on the variables ``a_k`` shares
+    with ``p``, ``G(a_k, m) = a_k + c_k m``, and ``"keep"`` when
+    ``G(a_k, m) = w_k a_k``, with scalars ``c_k`` / ``w_k`` that depend only
+    on ``a_k·m`` and ``‖m‖²`` (`scalar_coefficients`)."""
+
+    def scalar_coefficients(self, dots, reference_squares):
+        """``c_k`` (form ``"shift"``) or ``w_k`` (``"keep"``) of each task from
+        ``dots[k] = a_k·m`` and ``reference_squares[k] = ‖m‖²``, both over the
+        variables ``a_k`` shares with ``p``; only for a method with a
+        ``scalar_form``."""
+        del dots, reference_squares
+        raise NotImplementedError(f"{type(self).__name__} has no `scalar_form`.")
+
+    def scalar_reference(self, primary, state):
+        """The reference ``m`` (one tensor or None per variable) and the new
+        state, for the forward path: ``(primary, state)`` unless the method
+        keeps a reference of its own (`MovingAverage`)."""
+        return list(primary), state
+
     def init(self, variables):
         """The initial state for ``variables`` (a list of variables or tensors).
 
@@ -160,6 +182,21 @@ class Censor:
             a state of the same structure as ``state``.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement `update`.")
+
+    def logs(self, state, auxiliary_names):
+        """What the method learned, to log with every training step.
+
+        Args:
+            state: the current state (what ``update`` returned last).
+            auxiliary_names: the auxiliary tasks' names, in the order of the
+                ``auxiliary`` lists given to ``update``.
+
+        Returns:
+            A dict ``{name: scalar tensor}``; ``{}`` (the default) when the
+            method learns nothing worth logging.
+        """
+        del state, auxiliary_names
+        return {}
 
     def get_config(self):
         """Constructor arguments, JSON-serialisable."""

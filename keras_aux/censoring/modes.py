@@ -128,6 +128,20 @@ class UnweightedCosine(GradientCensor):
         keep = ops.logical_or(degenerate, sum_of_products(a, m) > 0.0)
         return [ops.where(keep, x, ops.zeros_like(x)) for x in a]
 
+    @property
+    def scalar_form(self):
+        """``"keep"`` with global granularity: ``G = w a``, ``w ∈ {0, 1}``."""
+        return "keep" if self.granularity == GLOBAL else None
+
+    def scalar_coefficients(self, dots, reference_squares):
+        """``w_k = 1`` if ``a_k·m > 0`` or ``‖m‖ = 0``, else 0. ``‖a_k‖ = 0``
+        (the other degenerate case) is left out: ``a_k`` is then 0 on the
+        shared variables, kept or not."""
+        return [
+            ops.cast(ops.logical_or(ops.equal(sq, 0.0), dot > 0.0), dot.dtype)
+            for dot, sq in zip(dots, reference_squares)
+        ]
+
 
 @keras.saving.register_keras_serializable(package="keras_aux")
 class WeightedCosine(GradientCensor):
@@ -153,6 +167,19 @@ class Projection(GradientCensor):
         coefficient = ops.divide_no_nan(-ops.minimum(sum_of_products(a, m), 0.0), m_sq)
         coefficient = ops.where(degenerate, ops.zeros_like(coefficient), coefficient)
         return [x + coefficient * y for x, y in zip(a, m)]
+
+    @property
+    def scalar_form(self):
+        """``"shift"`` with global granularity: ``G = a + c m``."""
+        return "shift" if self.granularity == GLOBAL else None
+
+    def scalar_coefficients(self, dots, reference_squares):
+        """``c_k = −min(a_k·m, 0) / ‖m‖²``, 0 when ``‖m‖ = 0``; ``‖a_k‖ = 0``
+        gives ``a_k·m = 0``, so ``c_k = 0`` as in `censor`."""
+        return [
+            ops.divide_no_nan(-ops.minimum(dot, 0.0), sq)
+            for dot, sq in zip(dots, reference_squares)
+        ]
 
 
 @keras.saving.register_keras_serializable(package="keras_aux")

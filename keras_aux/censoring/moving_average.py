@@ -102,6 +102,26 @@ class MovingAverage(Censor):
             "inner": inner,
         }
 
+    @property
+    def scalar_form(self):
+        """The wrapped method's (the average only changes the reference)."""
+        return self.censor.scalar_form
+
+    def scalar_coefficients(self, dots, reference_squares):
+        """The wrapped method's, against the average."""
+        return self.censor.scalar_coefficients(dots, reference_squares)
+
+    def scalar_reference(self, primary, state):
+        """``M(t)`` (None where ``primary`` is None) and the state `update`
+        leaves, for the forward path (the wrapped method is stateless there)."""
+        average = ema_update(state["average"], primary, self.alpha, ops.equal(state["started"], 0))
+        reference = [None if g is None else m for g, m in zip(primary, average)]
+        return reference, {
+            "average": average,
+            "started": ops.ones_like(state["started"]),
+            "inner": state["inner"],
+        }
+
     def get_config(self):
         return {"censor": keras.saving.serialize_keras_object(self.censor), "alpha": self.alpha}
 

@@ -31,11 +31,10 @@ import keras
 import numpy as np
 
 from keras_aux import baselines, hierarchy, metrics
-from keras_aux.architectures import BACKBONES, multitask_network, single_task_network
 from keras_aux.datasets import images
 from keras_aux.experiments import reporting
 from keras_aux.losses import FocalLoss
-from keras_aux.models import MAXL
+from keras_aux.maxl import BACKBONES, MAXL, multitask_network, single_task_network
 
 METHODS = ("maxl", "single", "human", "random", "kmeans")
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "cifar100", "digits")

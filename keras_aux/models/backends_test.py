@@ -141,6 +141,20 @@ class OneStepTest(TestCase):
             censoring.get("gradvac")
         self.assertNotIn("gradvac", censoring.NAMES)
 
+    def test_compile_gives_gradvac_the_number_of_auxiliary_tasks(self):
+        x, targets = self.data()
+        model = linear_model()
+        model.compile(keras.optimizers.SGD(0.1), loss="mse", censoring="gradvac")
+        self.assertIsInstance(model.censor, censoring.Aggregated)
+        self.assertEqual(type(model.censor.method).__name__, "GradVac")
+        self.assertEqual(model.censor.num_auxiliary, len(model.auxiliary_names))
+        model.train_on_batch(
+            x.astype("float32"), {k: v.astype("float32") for k, v in targets.items()}
+        )
+        # The state holds one target per pair of tasks (K + 1 rows).
+        (state,) = keras.tree.flatten(model.censor_state)
+        self.assertEqual(state.shape, (len(model.auxiliary_names) + 1,) * 2)
+
     def test_moving_average_state_and_logs(self):
         x, targets = self.data()
         model = linear_model()

@@ -23,6 +23,7 @@ References:
 """
 
 import contextlib
+import functools
 import math
 import operator
 import warnings
@@ -32,9 +33,14 @@ from keras import ops
 
 from keras_aux import censoring as censoring_lib
 from keras_aux import compat
+from keras_aux import weighting as weighting_lib
 from keras_aux.models import logs as logs_lib
 from keras_aux.models.task_data import TaskData
 from keras_aux.models.task_metrics import TaskMetrics, per_task
+
+PER_TASK = "per_task"
+FORWARD = "forward"
+GRADIENT_PATHS = ("auto", PER_TASK, FORWARD)
 
 
 def _same_rank(y_true, y_pred):
@@ -165,6 +171,66 @@ class CensorState(keras.metrics.Metric):
         return {"name": self.name}
 
 
+class WeightingState(CensorState):
+    """Holds a loss weighting's state (``trainable=False``), or the parameters
+    the model's optimizer trains for it (``trainable=True``: uncertainty
+    weighting's log-variances), as `CensorState` holds the censoring state.
+
+    Keras's saving reaches it through the model's ``loss_weighting_holder`` /
+    ``loss_weighting_parameters_holder`` properties. The state holder is
+    among the model's metrics (threaded through every backend's step, never
+    reset, logging nothing); the parameters holder is not, and its variables
+    join the model's ``trainable_variables`` instead.
+    """
+
+    def __init__(self, name="loss_weighting_state", trainable=False):
+        super().__init__(name=name)
+        self.holds_trainable = trainable
+
+    def assign_structure(self, leaves):
+        """Replaces the held variables by new ones with ``leaves`` as values
+        (copied: on JAX, two variables made from one array would share, and
+        the step donate, one buffer)."""
+        aggregation = "none" if self.holds_trainable else "only_first_replica"
+        self._held.value = [
+            keras.Variable(
+                ops.convert_to_numpy(leaf),
+                trainable=self.holds_trainable,
+                aggregation=aggregation,
+                name=f"{self.name}_{i}",
+            )
+            for i, leaf in enumerate(leaves)
+        ]
+
+    def load_own_variables(self, store):
+        """Loads the state; a model compiled without a loss weighting ignores
+        the file's, and a file without any leaves it at its initial value."""
+        variables = self.state_variables
+        if not variables:
+            return
+        if not list(store.keys()):
+            warnings.warn(
+                f"The file holds no {self.name}: the loss weighting starts afresh.", stacklevel=2
+            )
+            return
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"The file holds {len(store.keys())} {self.name} variables but the compiled loss "
+                f"weighting has {len(variables)}: compile the model with the loss weighting it "
+                "was saved with."
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+
+class LossWeightingEpochs(keras.callbacks.Callback):
+    """Closes each epoch of the loss weighting's state (DWA's and GradNorm's
+    epoch means); `fit` adds it by itself for a method that ``needs_epochs``."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.end_loss_weighting_epoch()
+
+
 class _Untracked:
     """Holds an object out of Keras's automatic tracking (a plain attribute
     holding a layer would make it one of the model's layers)."""
@@ -196,9 +262,15 @@ class _CompiledTasks:
         self.cosine_trackers = cosines
         self.loss_tracker = loss_tracker
         self.task_metrics = task_metrics  # {task: TaskMetrics}, tasks with compiled metrics
+        self.gradient_path = PER_TASK  # or FORWARD, set by `compile`
+        self.reached = None  # forward path, TensorFlow: the variables each auxiliary task reaches
         self.state_structure = None  # what `censor.init` returned, once built
         self.state_num_variables = None  # trainable variables it was built for
         self.warned_unshared = False
+        self.weighting = None  # the `LossWeighting`, set by `compile`
+        self.weighting_structure = None  # what `weighting.init` returned
+        self.weighting_parameter_names = []  # the names `weighting.parameters` gave, sorted
+        self.parameter_snapshot = None  # `snapshot_loss_weighting_parameters`, for one step
 
 
 class BaseAuxiliaryTrainer:
@@ -218,6 +290,10 @@ class BaseAuxiliaryTrainer:
         self._tasks = None
         self._class_weights = None
         self._censor_state = _Untracked(CensorState())
+        self._loss_weighting_state = _Untracked(WeightingState())
+        self._loss_weighting_parameters = _Untracked(
+            WeightingState("loss_weighting_parameters", trainable=True)
+        )
         self._task_names = list(task_names) if task_names is not None else None
         if self._task_names is None:
             self._task_names = self._default_task_names()
@@ -313,6 +389,8 @@ class BaseAuxiliaryTrainer:
         granularity=None,
         ema_alpha=1.0,
         track_gradient_cosine=None,
+        gradient_path="auto",
+        loss_weighting=None,
         **kwargs,
     ):
         """Configures training, as `keras.Model.compile`, plus censoring.
@@ -348,7 +426,24 @@ class BaseAuxiliaryTrainer:
                 the primary and each auxiliary gradient over the variables
                 both reach. Default: True unless the censoring ignores the
                 auxiliary gradients (``"single_task"``), where it would cost one
-                backward pass per auxiliary task.
+                backward pass per auxiliary task, or the step takes the forward
+                gradient path, which never forms ``a_k``.
+            gradient_path: how the step gets what censoring reads (see
+                docs/censoring.md, "Two gradient paths"): ``"per_task"``, one
+                backward pass per task; ``"forward"``, a fixed number of passes
+                whatever the number K of auxiliary tasks (projection and
+                unweighted cosine with global granularity, with or without
+                ``ema_alpha``, and no cosine metric); ``"auto"`` (default), the
+                forward path where it serves and K ≥ 2, else per task.
+            loss_weighting: None (default: the fixed weights alone), a name in
+                `keras_aux.weighting.NAMES` (``"uncertainty"``, ``"dwa"``,
+                ``"gradnorm"``, ``"gls"``, ``"rlw"``, ``"famo"``) or a
+                `keras_aux.weighting.LossWeighting`: weights ω_i on the task
+                losses, the primary's included, applied before the gradients
+                are taken, so the censoring method sees the weighted task
+                objectives (λ_k still multiplies each auxiliary one). Its
+                state is training state, saved like the censoring state;
+                each step logs ``<task>_weight``. See docs/weighting.md.
         """
         if self._task_names is None and isinstance(loss, dict) and self.primary is not None:
             self._task_names = [self.primary] + [t for t in loss if t != self.primary]
@@ -359,9 +454,17 @@ class BaseAuxiliaryTrainer:
         weights = self._resolve_loss_weights(loss_weights)
         plain = per_task(metrics, self.task_names, self.primary, "metrics")
         weighted = per_task(weighted_metrics, self.task_names, self.primary, "weighted_metrics")
-        censor = censoring_lib.get(censoring, granularity=granularity, ema_alpha=ema_alpha)
+        censor = censoring_lib.get(
+            censoring,
+            granularity=granularity,
+            ema_alpha=ema_alpha,
+            num_auxiliary=len(self.auxiliary_names),
+        )
+        path = self._resolve_gradient_path(gradient_path, censor, track_gradient_cosine)
+        weighting = None if loss_weighting is None else weighting_lib.get(loss_weighting)
+        path = self._weighting_gradient_path(weighting, gradient_path, path)
         if track_gradient_cosine is None:
-            track_gradient_cosine = censor.needs_auxiliary_gradients
+            track_gradient_cosine = censor.needs_auxiliary_gradients and path == PER_TASK
         self._drop_censor_state()
         # Keras's compiled metrics expect every output's target in every
         # batch; each task keeps its own (`task_metrics`) instead.
@@ -387,6 +490,8 @@ class BaseAuxiliaryTrainer:
             loss_tracker,
             task_metrics,
         )
+        self._tasks.gradient_path = path
+        self._build_loss_weighting(weighting)
         self._compile_arguments = dict(
             loss=loss,
             loss_weights=loss_weights,
@@ -394,12 +499,40 @@ class BaseAuxiliaryTrainer:
             weighted_metrics=weighted_metrics,
             censoring=keras.saving.serialize_keras_object(censor),
             track_gradient_cosine=bool(track_gradient_cosine),
+            gradient_path=gradient_path,
+            loss_weighting=weighting,
             primary=self.primary,
             input_targets=dict(self.input_targets),
             task_names=list(self.task_names),
         )
         if self.built:
             self.build_censor_state()
+
+    def _resolve_gradient_path(self, gradient_path, censor, track_gradient_cosine):
+        """``"per_task"`` or ``"forward"`` for `compile`'s ``gradient_path``."""
+        if gradient_path not in GRADIENT_PATHS:
+            raise ValueError(
+                f"Unknown `gradient_path` {gradient_path!r}. Expected one of {list(GRADIENT_PATHS)}."
+            )
+        serves = censor.scalar_form is not None and not track_gradient_cosine
+        if gradient_path == FORWARD and not serves:
+            why = (
+                "the gradient cosine metric needs every auxiliary gradient; pass "
+                "track_gradient_cosine=False"
+                if censor.scalar_form is not None
+                else "it serves projection and unweighted_cosine with granularity='global' "
+                "(with or without ema_alpha); the other methods need every auxiliary gradient"
+            )
+            raise ValueError(
+                f"gradient_path='forward' cannot serve censoring={censor!r} with "
+                f"track_gradient_cosine={track_gradient_cosine!r}: {why}. Use "
+                "gradient_path='per_task' or 'auto'."
+            )
+        if gradient_path == FORWARD or (
+            gradient_path == "auto" and serves and len(self.auxiliary_names) >= 2
+        ):
+            return FORWARD
+        return PER_TASK
 
     def get_compile_config(self):
         """Keras's compile config plus the censoring method (serialized) and the tasks."""
@@ -496,7 +629,8 @@ class BaseAuxiliaryTrainer:
             *tasks.cosine_trackers.values(),
             *tasks.task_metrics.values(),
         ]
-        return logs_lib.with_own_metrics(metrics, [*own, self.censor_state_holder])
+        holders = [self.censor_state_holder, self.loss_weighting_holder]
+        return logs_lib.with_own_metrics(metrics, [*own, *holders])
 
     # ------------------------------------------------------- backend hooks
     def _state_scope(self):
@@ -561,6 +695,12 @@ class BaseAuxiliaryTrainer:
         return None if self._tasks is None else self._tasks.censor
 
     @property
+    def gradient_path(self):
+        """The gradient path `compile` chose: ``"per_task"`` or ``"forward"`` (None
+        before `compile`); see docs/censoring.md, "Two gradient paths"."""
+        return None if self._tasks is None else self._tasks.gradient_path
+
+    @property
     def censor_state(self):
         """The censoring method's current state (the structure ``init`` returned)."""
         tasks = self._tasks
@@ -575,6 +715,185 @@ class BaseAuxiliaryTrainer:
         restore state)."""
         self.build_censor_state()
         return super().make_train_function(force)
+
+    # -------------------------------------------------------- loss weighting
+    @staticmethod
+    def _weighting_gradient_path(weighting, gradient_path, path):
+        """The gradient path for a loss weighting: GradNorm reads each task's
+        gradient, which the forward path never forms."""
+        if weighting is None or not weighting.needs_gradient_norms or path != FORWARD:
+            return path
+        if gradient_path == FORWARD:
+            raise ValueError(
+                f"loss_weighting={weighting!r} needs each task's gradient norm, which "
+                "gradient_path='forward' never forms. Use gradient_path='per_task' or 'auto'."
+            )
+        return PER_TASK
+
+    @property
+    def loss_weighting(self):
+        """The compiled loss weighting (a `keras_aux.weighting.LossWeighting`), or None."""
+        return None if self._tasks is None else self._tasks.weighting
+
+    @property
+    def loss_weighting_holder(self):
+        """The `WeightingState` holding the loss weighting's state: training
+        state, saved and restored with the model but not one of its weights."""
+        return self._loss_weighting_state.value
+
+    @property
+    def loss_weighting_parameters_holder(self):
+        """The `WeightingState` holding the loss weighting's parameters that the
+        model's optimizer trains (uncertainty weighting's log-variances)."""
+        return self._loss_weighting_parameters.value
+
+    @property
+    def trainable_variables(self):
+        """The model's trainable variables, then the loss weighting's parameters."""
+        if not self.trainable:
+            return []
+        # Keras may read it while the model is constructed, before the holder exists.
+        holder = getattr(self, "_loss_weighting_parameters", None)
+        parameters = holder.value.state_variables if holder is not None else []
+        return super().trainable_variables + parameters
+
+    @property
+    def trainable_weights(self):
+        """As `trainable_variables`."""
+        return self.trainable_variables
+
+    def _build_loss_weighting(self, weighting):
+        """Creates the loss weighting's state and parameters as variables (in `compile`)."""
+        tasks = self._tasks
+        tasks.weighting = weighting
+        num_tasks = len(self.task_names)
+        state = weighting.init(num_tasks) if weighting is not None else {}
+        parameters = weighting.parameters(num_tasks) if weighting is not None else {}
+        tasks.weighting_structure = state
+        tasks.weighting_parameter_names = sorted(parameters)
+        with self._state_scope():
+            self.loss_weighting_holder.assign_structure(keras.tree.flatten(state))
+            self.loss_weighting_parameters_holder.assign_structure(
+                [parameters[name] for name in tasks.weighting_parameter_names]
+            )
+
+    @property
+    def loss_weighting_state(self):
+        """The loss weighting's current state (the structure ``init`` returned), or None."""
+        tasks = self._tasks
+        if tasks is None or tasks.weighting is None:
+            return None
+        leaves = [v.value for v in self.loss_weighting_holder.state_variables]
+        return keras.tree.pack_sequence_as(tasks.weighting_structure, leaves)
+
+    def _loss_weighting_parameter_values(self):
+        variables = self.loss_weighting_parameters_holder.state_variables
+        return {n: v.value for n, v in zip(self._tasks.weighting_parameter_names, variables)}
+
+    def snapshot_loss_weighting_parameters(self):
+        """Reads the loss weighting's parameters as the step begins, for its
+        logs and state update: a step that applies the optimizer's update
+        before its logs (TensorFlow) calls it first. The stateless JAX step
+        needs it not: its logs read the values the step began with."""
+        tasks = self._tasks
+        if tasks.weighting is not None and tasks.weighting_parameter_names:
+            values = self._loss_weighting_parameter_values()
+            tasks.parameter_snapshot = {n: ops.copy(v) for n, v in values.items()}
+
+    def end_loss_weighting_epoch(self):
+        """Closes an epoch of the loss weighting's state (`LossWeightingEpochs`
+        calls it at each epoch's end during `fit`)."""
+        tasks = self._tasks
+        if tasks is None or tasks.weighting is None:
+            return
+        new_state = tasks.weighting.end_epoch(self.loss_weighting_state)
+        for variable, value in zip(
+            self.loss_weighting_holder.state_variables, keras.tree.flatten(new_state)
+        ):
+            variable.assign(ops.cast(value, variable.dtype))
+
+    def _task_loss_vector(self, task_losses):
+        """The task losses, primary first, as global values in one vector."""
+        names = [self.primary, *self.auxiliary_names]
+        return ops.stack([self._global_value(task_losses[t]) for t in names])
+
+    def _weighted_task_losses(self, task_losses):
+        """``{task: objective}`` before the λ's: the loss weighting's objectives
+        (this replica's share) when one is compiled and every task has a loss,
+        else the losses themselves."""
+        tasks = self._tasks
+        names = [self.primary, *self.auxiliary_names]
+        if tasks.weighting is None or any(t not in task_losses for t in names):
+            return dict(task_losses)
+        objectives = tasks.weighting.objectives(
+            self._task_loss_vector(task_losses),
+            self.loss_weighting_state,
+            self._loss_weighting_parameter_values(),
+        )
+        return {t: self._replica_share(objectives[i]) for i, t in enumerate(names)}
+
+    def _weighting_needs_task_gradients(self):
+        """True when the loss weighting reads each task's gradient (GradNorm),
+        or keeps state under a loss-scale optimizer: the step must then tell
+        whether it applied, which the one-pass total does not."""
+        weighting = self._tasks.weighting
+        if weighting is None:
+            return False
+        return weighting.needs_gradient_norms or isinstance(
+            self.optimizer, keras.optimizers.LossScaleOptimizer
+        )
+
+    def _shared_gradient_norms(self, primary, auxiliary, omega):
+        """Each task's gradient norm, unweighted, over the variables every task
+        reaches: ``‖∇ objective_i‖ / (ω_i c_i)`` (``c`` the primary's fixed weight,
+        1 for the auxiliary objectives, which carry no λ)."""
+        grads = [primary, *auxiliary]
+        shared = [i for i in range(len(primary)) if all(g[i] is not None for g in grads)]
+        zero = ops.zeros((), "float32")
+        norms = ops.stack(
+            [
+                ops.sqrt(
+                    functools.reduce(
+                        ops.add,
+                        [ops.sum(ops.square(ops.cast(g[i], "float32"))) for i in shared],
+                        zero,
+                    )
+                )
+                for g in grads
+            ]
+        )
+        scale = self._loss_scale()
+        if scale is not None:
+            norms = norms / ops.cast(scale, "float32")
+        fixed = [self._tasks.weights[self.primary]] + [1.0] * len(auxiliary)
+        return norms / ops.maximum(omega * ops.convert_to_tensor(fixed, "float32"), 1e-12)
+
+    def _update_loss_weighting(self, task_losses, primary, auxiliary, applied):
+        """Assigns the loss weighting's state after the step if it ``applied``
+        (always, when the step does not tell); returns this step's weights as
+        ``{"<task>_weight": ω_i}``."""
+        tasks = self._tasks
+        weighting = tasks.weighting
+        names = [self.primary, *self.auxiliary_names]
+        losses = ops.stop_gradient(self._task_loss_vector(task_losses))
+        state = self.loss_weighting_state
+        parameters = tasks.parameter_snapshot
+        tasks.parameter_snapshot = None
+        if parameters is None:
+            parameters = self._loss_weighting_parameter_values()
+        omega = weighting.weights(losses, state, parameters)
+        norms = None
+        if weighting.needs_gradient_norms:
+            norms = self._shared_gradient_norms(primary, auxiliary, omega)
+        new_state = weighting.update(losses, state, norms)
+        if applied is None:
+            applied = ops.convert_to_tensor(True)
+        for variable, value in zip(
+            self.loss_weighting_holder.state_variables, keras.tree.flatten(new_state)
+        ):
+            value = ops.cast(value, variable.dtype)
+            variable.assign(ops.where(applied, value, variable.value))
+        return {f"{t}_weight": omega[i] for i, t in enumerate(names)}
 
     # --------------------------------------------------------------- the step
     def _outputs_by_task(self, y_pred):
@@ -702,26 +1021,33 @@ class BaseAuxiliaryTrainer:
         total = sum(ops.cast(loss, "float32") for loss in self.losses)
         return self._replica_share(total)
 
-    def _primary_objective(self, task_losses):
-        """Weighted primary loss plus the regularisation losses."""
-        objective = self._tasks.weights[self.primary] * task_losses[self.primary]
+    def _primary_objective(self, task_losses, weighted=None):
+        """Weighted primary loss plus the regularisation losses (``weighted``:
+        `_weighted_task_losses`, computed here when not given)."""
+        if weighted is None:
+            weighted = self._weighted_task_losses(task_losses)
+        objective = self._tasks.weights[self.primary] * weighted[self.primary]
         regularization = self._regularization_loss()
         return objective if regularization is None else objective + regularization
 
     def _total_loss(self, task_losses):
-        """The multitask objective: what ``"multitask"`` censoring descends."""
-        total = self._primary_objective(task_losses)
+        """The multitask objective: what ``"multitask"`` censoring descends
+        (each task's loss weighted by the loss weighting, if any, and λ)."""
+        weighted = self._weighted_task_losses(task_losses)
+        total = self._primary_objective(task_losses, weighted)
         for t in self.auxiliary_names:
-            if t in task_losses:
-                total = total + self._tasks.weights[t] * task_losses[t]
+            if t in weighted:
+                total = total + self._tasks.weights[t] * weighted[t]
         return total
 
     def task_objectives(self, task_losses):
         """What each gradient differentiates (call it where the step records gradients): the
-        primary objective, then each unweighted auxiliary loss (λ is applied
-        by the censoring method), all loss-scaled for mixed precision."""
-        objectives = [self._primary_objective(task_losses)]
-        objectives += [task_losses[t] for t in self.auxiliary_names]
+        primary objective, then each auxiliary loss without its λ (λ is applied
+        by the censoring method) but with the loss weighting's ω, if any, all
+        loss-scaled for mixed precision."""
+        weighted = self._weighted_task_losses(task_losses)
+        objectives = [self._primary_objective(task_losses, weighted)]
+        objectives += [weighted[t] for t in self.auxiliary_names]
         return [self.optimizer.scale_loss(o) for o in objectives]
 
     def _loss_scale(self):
@@ -878,9 +1204,14 @@ class BaseAuxiliaryTrainer:
 
     def _gradients_needed(self):
         """``"total"`` (one backward pass of the weighted total), ``"primary"``
-        (one, of the primary objective) or ``"tasks"`` (one per task)."""
+        (one, of the primary objective), ``"tasks"`` (one per task) or
+        ``"forward"`` (the forward gradient path: `scalar_censored_update`)."""
         tasks = self._tasks
+        if tasks.gradient_path == FORWARD:
+            return "forward"
         if tasks.track_cosine:
+            return "tasks"
+        if self._weighting_needs_task_gradients():
             return "tasks"
         if not tasks.censor.needs_auxiliary_gradients:
             return "primary"
@@ -912,9 +1243,79 @@ class BaseAuxiliaryTrainer:
             grads = self._scaled(grads, scale)
         return grads, applied
 
+    def scalar_censored_update(self, primary, total, reached, directional, reweighted):
+        """The forward gradient path's update, and whether the step applies.
+
+        For a method with a ``scalar_form`` (projection, unweighted cosine,
+        global granularity): the step takes the primary gradient ``p`` and the
+        gradient of the weighted total ``p + Σ_k λ_k a_k``, never one ``a_k``;
+        every ``a_k·m`` comes from one directional derivative of the auxiliary
+        losses along the reference ``m``, set to 0 off the variables ``p``
+        reaches, so each is summed over the variables ``a_k`` shares with
+        ``p``. ``"shift"`` (``G = a + c m``) adds ``Σ_k λ_k c_k m`` to the
+        total over each task's shared variables; ``"keep"`` (``G = w a``)
+        takes ``∇(L_p + Σ_k λ_k w_k L_k)`` on the variables ``p`` reaches
+        (one more backward pass) and the total elsewhere (auxiliary heads).
+        Loss scaling, state and ``applied`` are as in `censored_update`.
+
+        Args:
+            primary, total: one gradient (or None) per trainable variable, of
+                the loss-scaled primary objective and weighted total.
+            reached: per auxiliary task, the indices of the variables it
+                reaches (None in its per-task gradient otherwise).
+            directional: ``fn(tangent) -> [J_k·tangent]``, the derivative of
+                each loss-scaled auxiliary objective along ``tangent`` (one
+                tensor per variable, None for 0: those ``p`` does not reach).
+            reweighted: ``fn(w) -> gradient of the loss-scaled
+                L_p + Σ_k w_k L_k`` (one tensor or None per variable).
+
+        Returns:
+            ``(gradients, applied)``, as `censored_update`.
+
+        Reference: Lemaire 2018 (projection); Du et al. 2018,
+        arXiv:1812.02224 (unweighted cosine). See docs/censoring.md.
+        """
+        tasks = self._tasks
+        censor = tasks.censor
+        weights = [tasks.weights[t] for t in self.auxiliary_names]
+        self._warn_unshared(
+            primary, [[True if i in r else None for i in range(len(primary))] for r in reached]
+        )
+        scale = self._loss_scale()
+        if scale is not None:
+            primary, total = self._scaled(primary, 1.0 / scale), self._scaled(total, 1.0 / scale)
+        self.build_censor_state()
+        reference, new_state = censor.scalar_reference(primary, self.censor_state)
+        dots = directional(reference)
+        if scale is not None:
+            dots = [d / scale for d in dots]
+        squares = {i: ops.sum(m * m) for i, m in enumerate(reference) if m is not None}
+        shared = [[i for i in sorted(r) if i in squares] for r in reached]
+        reference_squares = [
+            functools.reduce(ops.add, [squares[i] for i in s], ops.zeros((), "float32"))
+            for s in shared
+        ]
+        coefficients = censor.scalar_coefficients(dots, reference_squares)
+        if censor.scalar_form == "shift":
+            grads = list(total)
+            for lam, c, indices in zip(weights, coefficients, shared):
+                for i in indices:
+                    grads[i] = grads[i] + ops.cast(lam * c, grads[i].dtype) * reference[i]
+        else:
+            kept = reweighted([lam * w for lam, w in zip(weights, coefficients)])
+            if scale is not None:
+                kept = self._scaled(kept, 1.0 / scale)
+            grads = [k if p is not None else t for p, k, t in zip(primary, kept, total)]
+        applied = self.all_finite(grads)
+        self.assign_censor_state(new_state, applied)
+        if scale is not None:
+            grads = self._scaled(grads, scale)
+        return grads, applied
+
     def step_objectives(self, task_losses, needed):
         """What the step differentiates (loss-scaled), for `_gradients_needed`'s
-        answer: the weighted total, the primary objective, or every task's."""
+        answer: the weighted total, the primary objective, or every task's
+        (``"tasks"`` and ``"forward"``)."""
         if needed == "total":
             return [self.optimizer.scale_loss(self._total_loss(task_losses))]
         if needed == "primary":
@@ -924,12 +1325,19 @@ class BaseAuxiliaryTrainer:
     def step_logs(self, batches, task_losses, predictions, primary, auxiliary, applied):
         """Updates the step's trackers and compiled metrics; returns the logs.
         ``primary`` / ``auxiliary``: the task gradients (None when the step did
-        not take them), for the cosine metrics; any common scale is fine."""
+        not take them), for the cosine metrics and GradNorm's gradient norms,
+        loss-scaled as the step took them. The loss weighting's state advances
+        here, after the metrics read it."""
         self.update_task_metrics(
             task_losses, self._batch_size(batches[0][0]), primary, auxiliary, applied
         )
         self._update_compiled_metrics(predictions)
-        return self._logs(training=True)
+        logs = self._logs(training=True)
+        # What a learned censoring method (OL-AUX's weights, ...) holds after this step.
+        logs.update(self._tasks.censor.logs(self.censor_state, self.auxiliary_names))
+        if self._tasks.weighting is not None:
+            logs.update(self._update_loss_weighting(task_losses, primary, auxiliary, applied))
+        return logs
 
     def evaluate_batches(self, data):
         """The test step's work (stateful): per-task losses and compiled
@@ -951,6 +1359,11 @@ class BaseAuxiliaryTrainer:
         if len(args) > 9:  # class_weight given positionally
             class_weight, args[9] = args[9], None
         self._class_weights = self._class_weight_table(class_weight)
+        if self.loss_weighting is not None and self.loss_weighting.needs_epochs:
+            if len(args) > 5:  # callbacks given positionally
+                args[5] = [LossWeightingEpochs(), *(args[5] or [])]
+            else:
+                kwargs["callbacks"] = [LossWeightingEpochs(), *(kwargs.get("callbacks") or [])]
         try:
             return super().fit(*args, **kwargs)
         finally:

@@ -1,7 +1,9 @@
 """The TensorFlow train step of `keras_aux.AuxiliaryTrainer`: one persistent
 tape over the forward passes, one backward pass per task, per-task gradients
 summed over `tf.distribute` replicas before (non-linear) censoring, and one
-optimizer step. Runs under XLA (``jit_compile=True``) and `MirroredStrategy`.
+optimizer step — or, on the forward gradient path, a fixed number of passes
+whatever the number of tasks (`_forward_path_update`). Runs under XLA
+(``jit_compile=True``) and `MirroredStrategy`.
 
 Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224). See docs/censoring.md.
 """
@@ -36,7 +38,8 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
         """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
         batches = self._task_batches(data, training=True)
         needed = self._gradients_needed()
-        with tf.GradientTape(persistent=needed == "tasks") as tape:
+        self.snapshot_loss_weighting_parameters()  # logged as the step began
+        with tf.GradientTape(persistent=needed in ("tasks", "forward")) as tape:
             task_losses, predictions = self._forward(batches, training=True)
             objectives = self.step_objectives(task_losses, needed)
         variables = self.trainable_variables
@@ -45,6 +48,10 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
             # Linear and unmeasured: exactly the plain Keras step.
             grads = tape.gradient(objectives[0], variables)
             distribution.apply_gradients(self.optimizer, grads, variables, all_reduced=False)
+        elif needed == "forward":
+            update, applied = self._forward_path_update(tape, objectives, variables)
+            del tape
+            distribution.apply_gradients(self.optimizer, update, variables, all_reduced=True)
         else:
             # Dense (embedding gradients arrive as `tf.IndexedSlices`), so
             # censoring and the cosine metric read tensors.
@@ -59,6 +66,59 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
             update, applied = self.censored_update(primary, auxiliary)
             distribution.apply_gradients(self.optimizer, update, variables, all_reduced=True)
         return self.step_logs(batches, task_losses, predictions, primary, auxiliary, applied)
+
+    def _forward_path_update(self, tape, objectives, variables):
+        """`scalar_censored_update` from a fixed number of passes over the tape.
+
+        The weighted total's gradient ``Jᵀu`` (``u = (1, λ_1, …, λ_K)``, ``J``
+        the Jacobian of the task objectives) is taken under a second tape that
+        watches ``u``; the gradient of ``⟨Jᵀu, t⟩`` with respect to ``u`` is
+        then ``J t``, every task's derivative along ``t`` at once (forward
+        mode by reverse over reverse: the forward pass is not repeated).
+        Which variables each auxiliary task reaches is read once, from its
+        gradient's None-ness on the first step (kept for the compiled model):
+        under `tf.function` those gradients feed nothing and are pruned; run
+        eagerly they cost one backward pass per task on that step only.
+        """
+        names = self.auxiliary_names
+        cotangent = tf.constant(
+            [1.0] + [float(self._tasks.weights[t]) for t in names], objectives[0].dtype
+        )
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(cotangent)
+            total = [
+                distribution.dense(g)
+                for g in tape.gradient(
+                    objectives, variables, output_gradients=tf.unstack(cotangent)
+                )
+            ]
+        primary = [distribution.dense(g) for g in tape.gradient(objectives[0], variables)]
+        if self._tasks.reached is None:
+            self._tasks.reached = [
+                {i for i, g in enumerate(tape.gradient(o, variables)) if g is not None}
+                for o in objectives[1:]
+            ]
+        flat = distribution.all_reduce_sum(primary + total)
+        primary, total_reduced = flat[: len(variables)], flat[len(variables) :]
+
+        def directional(tangent):
+            # A variable without a tangent (one p does not reach) adds nothing: left out.
+            present = [(g, t) for g, t in zip(total, tangent) if t is not None]
+            along = outer.gradient(
+                [g for g, _ in present], cotangent, output_gradients=[t for _, t in present]
+            )
+            (along,) = distribution.all_reduce_sum([along])
+            return tf.unstack(along)[1:]
+
+        def reweighted(weights):
+            grads = tape.gradient(
+                objectives, variables, output_gradients=[tf.ones_like(cotangent[0])] + weights
+            )
+            return distribution.all_reduce_sum([distribution.dense(g) for g in grads])
+
+        return self.scalar_censored_update(
+            primary, total_reduced, self._tasks.reached, directional, reweighted
+        )
 
     def test_step(self, data):
         """Per-task losses and compiled metrics, without gradients; auxiliary

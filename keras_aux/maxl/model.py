@@ -14,19 +14,48 @@ Notation: θ1 are the multi-task network's weights, θ2 the label generator's.
 - First order (``order=1``): the finite-difference estimate of DARTS (Liu et
   al. 2019) replaces the second-order term; unlike the reference code, the
   entropy term's gradient reaches θ2.
+
+This module is the backend-neutral model (configuration, losses in
+`keras.ops`, the virtual step, schedules, metrics, evaluation, saving); the
+stages and the train step of the current Keras backend come from
+`keras_aux.maxl.backend` (TensorFlow or JAX), as Keras builds ``keras.Model``
+on its backend's trainer (``keras/src/models/model.py``).
 """
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from keras_aux import censoring as censoring_lib
 from keras_aux import compat, hierarchy
 from keras_aux.losses.focal import EPSILON, focal_loss
+from keras_aux.maxl import networks
 from keras_aux.metrics import AuxiliaryClassUsage, AuxiliaryLabelEntropy
-from keras_aux.models import distribution
 from keras_aux.models import logs as logs_lib
 
+_BACKEND = keras.backend.backend()
+if _BACKEND == "tensorflow":
+    from keras_aux.maxl.backend.tensorflow_trainer import TensorFlowMAXLTrainer as MAXLTrainer
+elif _BACKEND == "jax":
+    from keras_aux.maxl.backend.jax_trainer import JAXMAXLTrainer as MAXLTrainer
+else:
+
+    class MAXLTrainer:
+        """Stands in on a backend MAXL has no train step for."""
+
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError(
+                f"MAXL trains on the TensorFlow and JAX backends (its stage 2 differentiates "
+                f"through a virtual step); KERAS_BACKEND is {_BACKEND!r}. Set "
+                "KERAS_BACKEND=tensorflow or jax."
+            )
+
+
 SCHEDULES = ("epoch", "interleaved")
+
+
+def _batch_mean(values):
+    """The mean over the batch axis, in the values' own precision (`keras.ops.mean`
+    on JAX reduces float64 in float32)."""
+    return ops.sum(values, axis=0) / ops.cast(ops.shape(values)[0], values.dtype)
 
 
 class _Trackers:
@@ -91,7 +120,7 @@ class AlternatingStages(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="keras_aux")
-class MAXL(keras.Model):
+class MAXL(MAXLTrainer, keras.Model):
     """Meta auxiliary learning (MAXL) as a Keras model driven by `fit`.
 
     ``predict``, ``evaluate`` and ``export`` serve the multi-task network's
@@ -110,7 +139,7 @@ class MAXL(keras.Model):
             dict ``{"image": x, "primary_label": y}``) to soft auxiliary labels
             over sum(ψ) classes, zero outside the primary class's block (its
             last layer is normally `keras_aux.layers.HierarchicalMaskedSoftmax`).
-            See `keras_aux.architectures.label_generator`. It must share no
+            See `keras_aux.maxl.label_generator`. It must share no
             weights with the multi-task network.
         psi: the hierarchy ψ, one positive int per primary class.
         entropy_weight: weight of the batch entropy regulariser in stage 2 (0.2).
@@ -127,6 +156,10 @@ class MAXL(keras.Model):
         track_gradient_cosine: log ``gradient_cosine``, the cosine between
             ∇L_pri and ∇L_aux on the shared weights (one more backward pass in
             stage 1).
+
+    Trains on the TensorFlow and JAX backends (one trainer each, in
+    `keras_aux.maxl.backend`), with the same updates on both; ``stage_one``,
+    ``stage_two`` and ``meta_gradients`` are public on both.
     """
 
     def __init__(
@@ -178,7 +211,7 @@ class MAXL(keras.Model):
         # Both networks are functional models, built by construction.
         self.built = True
         self._step_counter = keras.Variable(
-            0, dtype="int64", trainable=False, aggregation="only_first_replica", name="maxl_steps"
+            0, dtype="int32", trainable=False, aggregation="only_first_replica", name="maxl_steps"
         )
 
     @classmethod
@@ -188,23 +221,21 @@ class MAXL(keras.Model):
         Args:
             backbone_fn: ``fn(input_shape, seed=None, name=...) -> keras.Model``
                 from images to flat features, e.g. a value of
-                `keras_aux.architectures.BACKBONES`.
+                `keras_aux.maxl.BACKBONES`.
             input_shape: image shape, e.g. ``(28, 28, 1)``.
             psi: the hierarchy ψ.
             head_units: hidden width of the heads (None: linear heads).
             seed: initial-weight seed (the generator uses ``seed + 1``).
             **kwargs: the other `MAXL` arguments.
         """
-        from keras_aux.architectures import maxl_nets  # the architectures import models
-
         other = None if seed is None else seed + 1
-        multitask = maxl_nets.multitask_network(
+        multitask = networks.multitask_network(
             backbone_fn(input_shape, seed=seed, name="multitask_backbone"),
             psi,
             head_units=head_units,
             seed=seed,
         )
-        generator = maxl_nets.label_generator(
+        generator = networks.label_generator(
             backbone_fn(input_shape, seed=other, name="generator_backbone"),
             psi,
             head_units=head_units,
@@ -288,12 +319,13 @@ class MAXL(keras.Model):
             raise ValueError("`optimizer` and `generator_optimizer` must be two optimizer objects.")
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
         self.generator_optimizer = generator_optimizer
-        with self.distribute_strategy.scope():
+        with self._state_scope():
             self._trackers = _Trackers(self.psi, self.track_gradient_cosine)
             # Built here, each on its own network only (Keras would build
             # `optimizer` on every trainable variable, θ2 included).
             self.optimizer.build(self.multitask_network.trainable_variables)
             self.generator_optimizer.build(self.label_generator.trainable_variables)
+        self._generator_optimizer_built()
         self._generator_optimizer_config = keras.optimizers.serialize(generator_optimizer)
 
     def get_compile_config(self):
@@ -316,11 +348,18 @@ class MAXL(keras.Model):
             **{k: v for k, v in config.items() if k not in ("loss", "loss_weights")},
         )
 
+    # Each backend's trainer provides the hooks `_state_scope` (where `compile`
+    # creates variables), `_replica_share` / `_global_value` (a loss as this
+    # replica's share and back), `_entropy`, `_held_state` (metric-form holders
+    # of training state) and `_generator_optimizer_built`, and the stages.
+
     @property
     def metrics(self):
         """Every tracker (Keras resets them at each epoch and each ``evaluate``);
         each step logs the ones it updates."""
-        return self._with_own_metrics(self._trackers.all() if self._trackers else None)
+        if self._trackers is None:
+            return self._with_own_metrics(None)
+        return self._with_own_metrics(self._trackers.all() + self._held_state())
 
     def _with_own_metrics(self, own):
         """Our total-loss tracker and ``own`` first, then the compiled metrics."""
@@ -342,19 +381,21 @@ class MAXL(keras.Model):
 
     def _primary_ids(self, y):
         """Integer primary labels of shape (batch,) from ids or one-hot rows."""
-        y = tf.convert_to_tensor(y)
-        if y.shape.rank == 2 and y.shape[-1] == len(self.psi) and len(self.psi) > 1:
-            return tf.argmax(y, axis=-1, output_type=tf.int32)
-        if y.shape.rank == 2 and y.shape[-1] == 1:
-            y = tf.squeeze(y, -1)
-        if y.shape.rank != 1:
+        y = ops.convert_to_tensor(y)
+        rank = len(y.shape)
+        if rank == 2 and y.shape[-1] == len(self.psi) and len(self.psi) > 1:
+            return ops.cast(ops.argmax(y, axis=-1), "int32")
+        if rank == 2 and y.shape[-1] == 1:
+            y, rank = ops.squeeze(y, -1), 1
+        if rank != 1:
             raise ValueError(
                 f"MAXL needs primary labels as ids of shape (batch,) or (batch, 1), or one-hot rows "
-                f"of width {len(self.psi)}; got shape {y.shape}."
+                f"of width {len(self.psi)}; got shape {tuple(y.shape)}."
             )
-        return tf.cast(y, tf.int32)
+        return ops.cast(y, "int32")
 
-    def _generate(self, x, y, training):
+    def _generator_inputs(self, x, y):
+        """The label generator's inputs for the batch ``x`` of primary class ``y``."""
         inputs = self.label_generator.input
         if isinstance(inputs, dict):
             if "primary_label" not in inputs or len(inputs) != 2:
@@ -363,8 +404,11 @@ class MAXL(keras.Model):
                     "'primary_label'."
                 )
             (x_key,) = [k for k in inputs if k != "primary_label"]
-            return self.label_generator({x_key: x, "primary_label": y}, training=training)
-        return self.label_generator([x, y], training=training)
+            return {x_key: x, "primary_label": y}
+        return [x, y]
+
+    def _generate(self, x, y, training):
+        return self.label_generator(self._generator_inputs(x, y), training=training)
 
     def generate_labels(self, x, primary_labels, batch_size=256):
         """The soft auxiliary labels the generator assigns (inference mode), as numpy.
@@ -386,171 +430,55 @@ class MAXL(keras.Model):
                 f"{sorted(sizes)} examples: give one label per input."
             )
         outputs = []
-        for start in range(0, int(ids.shape[0]), batch_size):
+        for start in range(0, count, batch_size):
             rows = slice(start, start + batch_size)
-            xs = keras.tree.map_structure(lambda t, rows=rows: tf.convert_to_tensor(t[rows]), x)
-            outputs.append(self._generate(xs, ids[rows], training=False))
-        return keras.ops.convert_to_numpy(tf.concat(outputs, axis=0))
+            xs = keras.tree.map_structure(lambda t, rows=rows: ops.convert_to_tensor(t[rows]), x)
+            outputs.append(ops.convert_to_numpy(self._generate(xs, ids[rows], training=False)))
+        return ops.convert_to_numpy(ops.concatenate(outputs, axis=0))
 
     # ---------------------------------------------------------------- losses
     def _focal(self, targets, probabilities):
-        """Batch-mean focal loss, scaled for the replica's share of the batch."""
-        return distribution.scale_loss(
-            tf.reduce_mean(focal_loss(targets, probabilities, self.gamma))
-        )
+        """Batch-mean focal loss (this replica's share of it)."""
+        return self._replica_share(_batch_mean(focal_loss(targets, probabilities, self.gamma)))
 
-    def _entropy(self, labels):
-        """``(H, surrogate)``: ``H`` of the global batch (the batch mean of the
-        generated labels averaged over replicas), and this replica's term whose
-        gradients, summed over replicas by the optimizer, are ``∇θ2 H``.
-
-        ``∇θ2 H = (∂q̄/∂θ2)ᵀ u`` with ``u = log(q̄ + ε) + q̄ / (q̄ + ε)``; the
-        surrogate ``⟨q̄_r, u⟩ / R`` needs no gradient through a collective op.
-        """
-        local = tf.reduce_mean(labels, axis=0)
-        replicas = distribution.num_replicas()
-        mean = tf.stop_gradient(local)
-        if replicas > 1:
-            mean = distribution.all_reduce_sum([mean])[0] / replicas
-        entropy = tf.reduce_sum(mean * tf.math.log(mean + EPSILON))
-        slope = tf.math.log(mean + EPSILON) + mean / (mean + EPSILON)
-        return entropy, tf.reduce_sum(local * slope) / replicas
+    @staticmethod
+    def _batch_entropy(labels):
+        """``H = Σ_k q̄_k log(q̄_k + ε)`` of the batch-mean generated label ``q̄``
+        (negative entropy: minimising it spreads the labels)."""
+        mean = _batch_mean(labels)
+        return ops.sum(mean * ops.log(mean + EPSILON))
 
     def _inner_learning_rate(self):
+        """α of the virtual step (read inside the step: it may follow a schedule)."""
         dtype = self.multitask_network.trainable_variables[0].dtype
         if self.inner_learning_rate is not None:
-            return tf.constant(self.inner_learning_rate, dtype)
-        return tf.cast(self.optimizer.learning_rate, dtype)
+            return ops.convert_to_tensor(self.inner_learning_rate, dtype)
+        return ops.cast(self.optimizer.learning_rate, dtype)
 
-    def _train_losses(self, x, y, labels, training=True):
-        """``(L_pri, L_aux, primary probabilities, auxiliary probabilities)`` at θ1."""
-        primary, auxiliary = self._split(self.multitask_network(x, training=training))
-        return self._focal(y, primary), self._focal(labels, auxiliary), primary, auxiliary
-
-    def _functional_forward(self, values, x):
-        """The multi-task network with its trainable weights replaced by
-        ``values`` (BatchNorm on batch statistics; moving averages untouched)."""
-        net = self.multitask_network
-        non_trainable = [v.value for v in net.non_trainable_variables]
-        outputs, _ = net.stateless_call(values, non_trainable, x, training=True)
-        return self._split(outputs)
-
-    # ---------------------------------------------------------------- stages
-    def apply_gradients(self, optimizer, grads, variables, all_reduced):
-        """One step of ``optimizer`` (see `distribution.apply_gradients`)."""
-        distribution.apply_gradients(optimizer, grads, variables, all_reduced)
-
-    def stage_one(self, x, y):
-        """Updates θ1 on L_pri + L_aux with the generated labels held fixed."""
-        trackers = self._trackers
-        labels = tf.stop_gradient(self._generate(x, y, training=True))
-        theta1 = self.multitask_network.trainable_variables
-        with tf.GradientTape(persistent=self.track_gradient_cosine) as tape:
-            l_pri, l_aux, primary, _ = self._train_losses(x, y, labels)
-            total = l_pri + self.auxiliary_weight * l_aux
-        if self.track_gradient_cosine:
-            # Both lists in one all-reduce.
-            both = distribution.all_reduce_sum(
-                tape.gradient(l_pri, theta1) + tape.gradient(l_aux, theta1)
-            )
-            g_pri, g_aux = both[: len(theta1)], both[len(theta1) :]
-            del tape
-            # Heads get a None gradient from the other task: the cosine is
-            # over the shared weights only.
-            trackers.cosine.update_state(censoring_lib.cosine_similarity(g_pri, g_aux))
-            grads = [
-                None
-                if p is None and a is None
-                else (0 if p is None else p) + (0 if a is None else self.auxiliary_weight * a)
-                for p, a in zip(g_pri, g_aux)
-            ]
-            self.apply_gradients(self.optimizer, grads, theta1, all_reduced=True)
-        else:
-            self.apply_gradients(
-                self.optimizer, tape.gradient(total, theta1), theta1, all_reduced=False
-            )
-        self._update_metrics(y, primary, l_pri, l_aux, labels)
-
-    def stage_two(self, x, y):
-        """Updates θ2 on L_pri(θ1⁺) + w · H (second or first order)."""
-        grads, meta_loss, losses = self.meta_gradients(x, y)
-        self.apply_gradients(
-            self.generator_optimizer,
-            grads,
-            self.label_generator.trainable_variables,
-            all_reduced=False,
-        )
-        self._update_metrics(y, *losses)
-        self._trackers.primary_loss_after_step.update_state(distribution.unscale_loss(meta_loss))
-
-    def meta_gradients(self, x, y):
-        """θ2's gradient of the meta objective, the primary loss after the
-        virtual step, and the stage's losses (for the metrics); applies nothing."""
-        if self.order == 2:
-            return self._second_order_gradients(x, y)
-        return self._first_order_gradients(x, y)
-
-    def _second_order_gradients(self, x, y):
-        """Exact: ``∇θ2 L_pri(θ1 − α g(θ2)) = −α J_g(θ2)ᵀ v``, ``v = ∇L_pri(θ1⁺)``.
-
-        The outer tape records the inner gradient ``g`` (the second-order
-        part); ``v`` comes from a functional forward at θ1⁺. The
-        vector-Jacobian product is taken as the gradient of ``−α⟨g, v⟩`` with
-        ``v`` held fixed, which is the same number as differentiating through
-        the virtual step and keeps every collective op out of the backward pass.
-        """
-        theta1 = self.multitask_network.trainable_variables
-        theta2 = self.label_generator.trainable_variables
-        alpha = self._inner_learning_rate()
-        with tf.GradientTape() as outer:
-            labels = self._generate(x, y, training=True)
-            with tf.GradientTape() as inner:
-                l_pri, l_aux, primary, _ = self._train_losses(x, y, labels)
-                total = l_pri + self.auxiliary_weight * l_aux
-            # Taken inside `outer`: the inner gradient stays differentiable in θ2.
-            local = inner.gradient(total, theta1)
-            with outer.stop_recording():
-                grads = distribution.all_reduce_sum(local)
-                fast = [v.value if g is None else v - alpha * g for v, g in zip(theta1, grads)]
-                with tf.GradientTape() as fast_tape:
-                    fast_tape.watch(fast)
-                    primary_fast, _ = self._functional_forward(fast, x)
-                    meta_loss = self._focal(y, primary_fast)
-                slopes = distribution.all_reduce_sum(fast_tape.gradient(meta_loss, fast))
-            entropy, entropy_term = self._entropy(labels)
-            products = [
-                tf.reduce_sum(g * tf.stop_gradient(s))
-                for g, s in zip(local, slopes)
-                if g is not None and s is not None
-            ]
-            surrogate = -alpha * tf.add_n(products) + self.entropy_weight * entropy_term
-        losses = (primary, l_pri, l_aux, labels, entropy)
-        return outer.gradient(surrogate, theta2), meta_loss, losses
-
-    def _virtual_sgd_step(self, variables, grads, alpha):
+    def _virtual_sgd_step(self, values, grads, alpha):
         """θ1' = what θ1's optimizer would do (momentum, weight decay) for SGD,
-        else a plain gradient step (DARTS's virtual step; docs/maxl.md#first-order-variant)."""
+        else a plain gradient step (DARTS's virtual step; docs/maxl.md#first-order-variant).
+        ``values`` are θ1's current values, ``grads`` their gradients (None: unreached)."""
         opt = self.optimizer
-        fast = []
-        if isinstance(opt, keras.optimizers.SGD) and opt.momentum:
+        sgd = isinstance(opt, keras.optimizers.SGD)
+        if sgd and opt.momentum and len(opt.momentums) != len(values):
             # `compile` built θ1's optimizer on exactly these variables, so
             # its momentum slots are in the same order.
-            if len(opt.momentums) != len(variables):
-                raise ValueError(
-                    f"θ1's optimizer has {len(opt.momentums)} momentum slots for "
-                    f"{len(variables)} variables: it must be built on the multi-task network's "
-                    "trainable variables only (as `MAXL.compile` does)."
-                )
-        for index, (v, g) in enumerate(zip(variables, grads)):
-            value = v.value
+            raise ValueError(
+                f"θ1's optimizer has {len(opt.momentums)} momentum slots for "
+                f"{len(values)} variables: it must be built on the multi-task network's "
+                "trainable variables only (as `MAXL.compile` does)."
+            )
+        fast = []
+        for index, (value, g) in enumerate(zip(values, grads)):
             if g is None:
                 fast.append(value)
                 continue
-            if isinstance(opt, keras.optimizers.SGD):
+            if sgd:
                 if opt.weight_decay:
                     value = value - alpha * opt.weight_decay * value
                 if opt.momentum:
-                    m = opt.momentums[index]
+                    m = ops.convert_to_tensor(opt.momentums[index])
                     step = opt.momentum * m - alpha * g
                     value = value + (opt.momentum * step - alpha * g if opt.nesterov else step)
                     fast.append(value)
@@ -558,59 +486,34 @@ class MAXL(keras.Model):
             fast.append(value - alpha * g)
         return fast
 
-    def _first_order_gradients(self, x, y):
-        theta1 = self.multitask_network.trainable_variables
-        theta2 = self.label_generator.trainable_variables
-        alpha = self._inner_learning_rate()
-        with tf.GradientTape() as generator_tape:
-            labels = self._generate(x, y, training=True)
-            fixed = tf.stop_gradient(labels)
-            with tf.GradientTape() as tape:
-                l_pri, l_aux, primary, _ = self._train_losses(x, y, fixed)
-                total = l_pri + self.auxiliary_weight * l_aux
-            grads = distribution.all_reduce_sum(tape.gradient(total, theta1))
-            fast = self._virtual_sgd_step(theta1, grads, alpha)
-            with tf.GradientTape() as fast_tape:
-                fast_tape.watch(fast)
-                primary_fast, _ = self._functional_forward(fast, x)
-                meta_loss = self._focal(y, primary_fast)
-            with generator_tape.stop_recording():
-                direction = distribution.all_reduce_sum(fast_tape.gradient(meta_loss, fast))
-            direction = [
-                tf.zeros_like(f) if d is None else tf.stop_gradient(d)
-                for f, d in zip(fast, direction)
-            ]
-            epsilon = 0.01 / (tf.linalg.global_norm(direction) + 1e-12)
-            values = [v.value for v in theta1]
-            plus = [v + epsilon * d for v, d in zip(values, direction)]
-            minus = [v - epsilon * d for v, d in zip(values, direction)]
-            # Only L_aux depends on θ2 (through the labels), and linearly: the
-            # two perturbed forwards need no backward pass through θ1.
-            _, aux_plus = self._functional_forward(plus, x)
-            _, aux_minus = self._functional_forward(minus, x)
-            difference = self._focal(labels, tf.stop_gradient(aux_plus)) - self._focal(
-                labels, tf.stop_gradient(aux_minus)
-            )
-            entropy, entropy_term = self._entropy(labels)
-            surrogate = (
-                -alpha * self.auxiliary_weight * difference / (2.0 * epsilon)
-                + self.entropy_weight * entropy_term
-            )
-        losses = (primary, l_pri, l_aux, labels, entropy)
-        return generator_tape.gradient(surrogate, theta2), meta_loss, losses
-
     # --------------------------------------------------------------- metrics
-    def _update_metrics(self, y, primary, l_pri, l_aux, labels, entropy=None):
+    def _update_metrics(self, y, primary, l_pri, l_aux, labels, entropy):
+        """The training trackers of one stage, from its losses (replica shares)."""
         trackers = self._trackers
-        batch = tf.shape(y)[0]
-        l_pri = distribution.unscale_loss(l_pri)
-        l_aux = distribution.unscale_loss(l_aux)
+        batch = ops.shape(y)[0]
+        l_pri = self._global_value(l_pri)
+        l_aux = self._global_value(l_aux)
         trackers.loss.update_state(l_pri + self.auxiliary_weight * l_aux, sample_weight=batch)
         trackers.primary_loss.update_state(l_pri, sample_weight=batch)
         trackers.auxiliary_loss.update_state(l_aux, sample_weight=batch)
         trackers.primary_accuracy.update_state(y, primary)
-        trackers.entropy.update_state(self._entropy(labels)[0] if entropy is None else entropy)
+        trackers.entropy.update_state(entropy)
         self.compute_metrics(None, y, primary)  # Keras's hook for the compiled metrics
+
+    def _test_batch(self, x, y):
+        """`test_step`'s work on one batch, on the variables' current values."""
+        primary = self(x, training=False)
+        l_pri = self._global_value(self._focal(y, primary))
+        batch = ops.shape(y)[0]
+        trackers = self._trackers
+        trackers.loss.update_state(l_pri, sample_weight=batch)
+        trackers.primary_loss.update_state(l_pri, sample_weight=batch)
+        trackers.primary_accuracy.update_state(y, primary)
+        labels = self._generate(x, y, training=False)
+        trackers.usage.update_state(labels)
+        trackers.label_entropy.update_state(labels)
+        self.compute_metrics(x, y, primary)  # Keras's hook for the compiled metrics
+        return logs_lib.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
 
     # ------------------------------------------------------------ the steps
     def _unpack(self, data):
@@ -620,35 +523,6 @@ class MAXL(keras.Model):
         if sample_weight is not None:
             raise ValueError("MAXL does not support sample weights.")
         return x, self._primary_ids(y)
-
-    def train_step(self, data):
-        """Stage 1 or stage 2 (paper schedule), or stage 1 then every k-th
-        step stage 2 on the same batch (interleaved)."""
-        x, y = self._unpack(data)
-        if self.schedule == "epoch":
-            # The stage is fixed per epoch: `make_train_function` keeps one
-            # traced function per stage, so no step carries the other's work.
-            if self.stage == 1:
-                self.stage_one(x, y)
-            else:
-                self.stage_two(x, y)
-        else:
-            self.stage_one(x, y)
-            if self.stage2_every == 1:
-                self.stage_two(x, y)
-            else:
-
-                def run_stage_two():
-                    self.stage_two(x, y)
-                    return tf.constant(True)
-
-                tf.cond(
-                    tf.equal(self._step_counter.value % self.stage2_every, 0),
-                    run_stage_two,
-                    lambda: tf.constant(False),
-                )
-            self._step_counter.assign_add(1)
-        return self._stage_logs()
 
     def _stage_logs(self):
         """The logs of what this step measured. With the paper schedule, a
@@ -692,47 +566,6 @@ class MAXL(keras.Model):
             return super().evaluate(*args, **kwargs)
         finally:
             self._evaluating = evaluating
-
-    def test_step(self, data):
-        """Primary focal loss and accuracy (and compiled metrics) of the multi-task
-        network, and the collapse diagnostics of the labels the generator assigns
-        to these examples in inference mode (``auxiliary_usage``, ``auxiliary_entropy``).
-
-        The diagnostics cost one forward pass of the generator per evaluated
-        batch; under ``fit`` they describe the generator as it is at the end of
-        the epoch (the validation pass), on held-out data.
-        """
-        x, y = self._unpack(data)
-        primary = self(x, training=False)
-        l_pri = distribution.unscale_loss(self._focal(y, primary))
-        batch = tf.shape(y)[0]
-        trackers = self._trackers
-        trackers.loss.update_state(l_pri, sample_weight=batch)
-        trackers.primary_loss.update_state(l_pri, sample_weight=batch)
-        trackers.primary_accuracy.update_state(y, primary)
-        labels = self._generate(x, y, training=False)
-        trackers.usage.update_state(labels)
-        trackers.label_entropy.update_state(labels)
-        self.compute_metrics(x, y, primary)  # Keras's hook for the compiled metrics
-        return logs_lib.metric_logs(self._with_own_metrics(self._trackers.evaluation()))
-
-    def make_train_function(self, force=False):
-        """One traced function per stage for the paper schedule (see `train_step`)."""
-        if self.schedule != "epoch":
-            super().make_train_function(force)
-            return self.train_function
-        if self.train_function is not None and not force:
-            return self.train_function
-        functions = {}
-        for stage in (1, 2):
-            super().make_train_function(force=True)
-            functions[stage] = self.train_function
-
-        def train_function(iterator):
-            return functions[self.stage](iterator)
-
-        self.train_function = train_function
-        return train_function
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`; with ``schedule="epoch"`` it adds `AlternatingStages`."""

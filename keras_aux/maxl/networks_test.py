@@ -4,7 +4,8 @@ generator's mask, `.keras` round trips and a short fit with focal loss."""
 import keras
 import numpy as np
 
-from keras_aux.architectures import (
+from keras_aux.losses import FocalLoss
+from keras_aux.maxl.networks import (
     BACKBONES,
     conv4_backbone,
     label_generator,
@@ -13,7 +14,6 @@ from keras_aux.architectures import (
     single_task_network,
     vgg16_backbone,
 )
-from keras_aux.losses import FocalLoss
 from keras_aux.testing import TestCase
 
 SMALL = (4, 8, 8, 8)  # conv4 widths cheap enough for the tests

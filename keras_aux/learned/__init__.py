@@ -1,0 +1,19 @@
+"""Learned auxiliary weightings: censoring methods whose weighting of the
+auxiliary gradients is learned during training, from the per-task gradients
+the censored step already computes.
+
+- `MetaBalance` (He et al., WWW 2022): each auxiliary gradient rescaled, per
+  variable tensor, towards the primary gradient's moving magnitude;
+- `OLAux` (Lin et al., NeurIPS 2019): one weight per auxiliary task, moved
+  every few steps by the inner product of its gradient with the primary one.
+
+Each is a `keras_aux.censoring.Censor`: pass an instance as
+``AuxiliaryModel.compile(censoring=...)``. Their state is model state (saved,
+restored, left untouched by a skipped step) and what they learn is logged
+with every step (`Censor.logs`). See docs/learned_weighting.md.
+"""
+
+from keras_aux.learned.metabalance import MetaBalance
+from keras_aux.learned.ol_aux import OLAux
+
+__all__ = ["MetaBalance", "OLAux"]
