@@ -12,10 +12,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # The fast tier, the one run on the oldest supported stack and on JAX: keras-aux's colocated unit
 # tests and the install checks.
-FAST_TIER ?= keras_aux tests/test_install.py
-# The integration tier: the trainers, benchmarks' smoke runs, save/serve and multi-worker runs of
-# tests/. `make test` runs the two tiers one after the other, each well under 10 minutes on 2 cores.
-INTEGRATION_TIER ?= tests --ignore=tests/test_install.py
+FAST_TIER ?= keras_aux tests/test_install.py -m "not integration"
+# The integration tier (the `integration` mark, conftest.py): the trainers, benchmarks' smoke
+# runs, save/serve and multi-worker runs of tests/, and the colocated tests that run TensorFlow
+# and JAX in one process each. `make test` runs the two tiers one after the other, each under
+# 10 minutes on 2 cores.
+INTEGRATION_TIER ?= keras_aux tests -m integration
 # pytest-xdist workers: one per core, at most 4 (each imports TensorFlow). The suite is mostly
 # single-threaded tracing, so two workers on two cores halve its time. `PYTEST_WORKERS=0` runs
 # it in one process.

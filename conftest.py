@@ -205,3 +205,16 @@ def pytest_pycollect_makemodule(module_path, parent):
     if HAS_TENSORFLOW:
         return None
     return _ModuleWithoutTensorFlow.from_parent(parent, path=module_path)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the integration tier: every test of `tests/` but the install
+    checks, beside the colocated tests marked ``integration`` (those that
+    start one process per backend). `make test` runs ``-m "not integration"``
+    (the fast tier), then ``-m integration``."""
+    install = os.path.join(ROOT, "tests", "test_install.py")
+    integration_dir = os.path.join(ROOT, "tests") + os.sep
+    for item in items:
+        path = str(item.path)
+        if path.startswith(integration_dir) and path != install:
+            item.add_marker(pytest.mark.integration)

@@ -329,6 +329,8 @@ def _run(script, backend, *args, env=None):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+# Slow (one process per backend): run by the integration tier.
+@pytest.mark.integration
 @pytest.mark.skipif(not _backends_available(), reason="needs both TensorFlow and JAX installed")
 class CrossBackendTest(TestCase):
     def test_tensorflow_and_jax_train_alike_and_read_each_others_files(self):

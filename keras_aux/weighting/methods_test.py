@@ -162,17 +162,20 @@ class GeometricLossTest(TestCase):
 
 
 def np_pcg_hash(x):
-    x = x.astype(np.uint64)
-    state = (x * 747796405 + 2891336453) % 2**32
-    word = (((state >> ((state >> 28) + 4)) ^ state) * 277803737) % 2**32
-    return ((word >> 22) ^ word) % 2**32
+    # Every constant a uint64: NumPy 1 would promote uint64 and a Python int to float64.
+    u = np.uint64
+    x = np.asarray(x).astype(u)
+    state = (x * u(747796405) + u(2891336453)) % u(2**32)
+    word = (((state >> ((state >> u(28)) + u(4))) ^ state) * u(277803737)) % u(2**32)
+    return ((word >> u(22)) ^ word) % u(2**32)
 
 
 def np_normal(seed, counter, k):
     """The counter-based normal draws: PCG hash, then Box–Muller."""
-    key = np_pcg_hash(np.array(seed % 2**32) + np_pcg_hash(np.array(counter))) % 2**32
-    bits = np_pcg_hash((np.arange(2 * k, dtype=np.uint64) + key) % 2**32)
-    u = (bits >> 8).astype(np.float64) / 2**24
+    modulus = np.uint64(2**32)
+    key = np_pcg_hash(np.uint64(seed % 2**32) + np_pcg_hash(np.uint64(counter))) % modulus
+    bits = np_pcg_hash((np.arange(2 * k, dtype=np.uint64) + key) % modulus)
+    u = (bits >> np.uint64(8)).astype(np.float64) / 2**24
     u = u.reshape(2, k)
     return np.sqrt(-2 * np.log(1 - u[0])) * np.cos(2 * np.pi * u[1])
 

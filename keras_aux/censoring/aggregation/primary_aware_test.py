@@ -674,6 +674,8 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+# Slow (one process per backend): run by the integration tier.
+@pytest.mark.integration
 @requires_tensorflow_backend
 def test_same_numbers_under_jax():
     pytest.importorskip("jax", reason="jax is not installed in this environment")
