@@ -725,7 +725,11 @@ def main(argv):
             "the `<aux>_cosine` metric included, except `single_task` (primary gradient only: one "
             "backward pass, no cosine metric, so it should cost about a plain step). `multitask` "
             "without the cosine metric takes one backward pass of the weighted total: exactly the "
-            "plain step.",
+            "plain step. With K ≥ 2, `projection` (and `unweighted_cosine`) take the forward "
+            "gradient path by default: the primary gradient, the weighted total's and one "
+            "directional derivative of the K auxiliary losses, no cosine metric (docs/censoring.md, "
+            '"Two gradient paths"); their ratio to floor is then against the floor of 1 + K '
+            "backward passes, which they do not take.",
             "",
         ]
 
