@@ -147,23 +147,32 @@ class CensorState(keras.metrics.Metric):
         for i, variable in enumerate(self.state_variables):
             store[str(i)] = variable.numpy()
 
+    #: A holder without variables ignores a file's (else the count must match).
+    ignores_unexpected = False
+
+    def _missing_warning(self):
+        return (
+            "The file holds no censoring state (it was written before keras-aux saved it): "
+            "the moving average of the primary gradient starts afresh."
+        )
+
+    def _mismatch_error(self, found, expected):
+        return (
+            f"The file holds {found} censoring state variables but the compiled censoring "
+            f"method has {expected}: compile the model with the method it was saved with."
+        )
+
     def load_own_variables(self, store):
         """Loads the state; a file without any (written by keras-aux 0.1, which
         did not save the moving average) leaves it at its initial value."""
         variables = self.state_variables
+        if not variables and self.ignores_unexpected:
+            return
         if variables and not list(store.keys()):
-            warnings.warn(
-                "The file holds no censoring state (it was written before keras-aux saved it): "
-                "the moving average of the primary gradient starts afresh.",
-                stacklevel=2,
-            )
+            warnings.warn(self._missing_warning(), stacklevel=2)
             return
         if len(store.keys()) != len(variables):
-            raise ValueError(
-                f"The file holds {len(store.keys())} censoring state variables but the compiled "
-                f"censoring method has {len(variables)}: compile the model with the method it "
-                "was saved with."
-            )
+            raise ValueError(self._mismatch_error(len(store.keys()), len(variables)))
         for i, variable in enumerate(variables):
             variable.assign(store[str(i)])
 
@@ -202,25 +211,17 @@ class WeightingState(CensorState):
             for i, leaf in enumerate(leaves)
         ]
 
-    def load_own_variables(self, store):
-        """Loads the state; a model compiled without a loss weighting ignores
-        the file's, and a file without any leaves it at its initial value."""
-        variables = self.state_variables
-        if not variables:
-            return
-        if not list(store.keys()):
-            warnings.warn(
-                f"The file holds no {self.name}: the loss weighting starts afresh.", stacklevel=2
-            )
-            return
-        if len(store.keys()) != len(variables):
-            raise ValueError(
-                f"The file holds {len(store.keys())} {self.name} variables but the compiled loss "
-                f"weighting has {len(variables)}: compile the model with the loss weighting it "
-                "was saved with."
-            )
-        for i, variable in enumerate(variables):
-            variable.assign(store[str(i)])
+    # A model compiled without a loss weighting ignores the file's.
+    ignores_unexpected = True
+
+    def _missing_warning(self):
+        return f"The file holds no {self.name}: the loss weighting starts afresh."
+
+    def _mismatch_error(self, found, expected):
+        return (
+            f"The file holds {found} {self.name} variables but the compiled loss weighting has "
+            f"{expected}: compile the model with the loss weighting it was saved with."
+        )
 
 
 class LossWeightingEpochs(keras.callbacks.Callback):
