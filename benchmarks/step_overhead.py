@@ -70,6 +70,16 @@ Three measures (issue 10 §6):
    runs it on JAX (the TensorFlow-only tables 1–3 are then left out: their
    floor is a TensorFlow tape).
 
+5. **Every method with K auxiliary tasks** (``--methods_k``, TensorFlow; off by
+   default): on the ``mlp`` trunk with K heads, every gradient method of
+   docs/aggregation.md, every loss weighting of docs/weighting.md (on
+   ``multitask``) and the learned weightings MetaBalance and OL-AUX, beside
+   plain Keras and the floors, with XLA (``--methods_xla``); the share of the
+   step above the floor (1 − floor ÷ step: the aggregation, its solvers, and
+   the bookkeeping) and, at ``--methods_memory_k``, the step peak memory of
+   measure 3. ``python -m benchmarks.step_overhead --models= --scaling_k=
+   --memory_k= --methods_k=2,4,8 --output=benchmarks/results/step_overhead_methods.md``.
+
 Every timed configuration is timed in interleaved rounds (round-robin over the
 configurations) so that the machine's background load hits all of them alike;
 the tables report the median step time. Ratios are taken within the same
@@ -112,7 +122,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from keras_aux import AuxiliaryModel, censoring
+from keras_aux import AuxiliaryModel, censoring, learned, weighting
 from keras_aux.experiments.reporting import write_markdown
 
 ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
@@ -150,6 +160,13 @@ flags.DEFINE_enum(
     "steps without it run op by op).",
 )
 flags.DEFINE_bool("forward_memory", True, "Measure the gradient-path table's peak memory.")
+flags.DEFINE_list(
+    "methods_k", [], "Numbers of auxiliary tasks of the every-method table (mlp); empty: skip."
+)
+flags.DEFINE_list("methods_xla", ["true"], "jit_compile settings of the every-method table.")
+flags.DEFINE_list(
+    "methods_memory_k", ["8"], "Numbers of auxiliary tasks whose every-method peak memory is taken."
+)
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
 flags.DEFINE_integer("steps", 20, "Timed steps per configuration per round.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per configuration (tracing, XLA compile).")
@@ -218,6 +235,8 @@ class Config:
         per_task: for ``"floor"``: one backward pass per task (else one of
             the weighted total).
         gradient_path: `compile(gradient_path=...)`.
+        weighting: `compile(loss_weighting=...)` (a name of
+            `keras_aux.weighting.NAMES`), or None.
     """
 
     key: str
@@ -228,13 +247,20 @@ class Config:
     track_cosine: bool | None = None
     per_task: bool = True
     gradient_path: str = "auto"
+    weighting: str | None = None
+
+    def censor(self, k):
+        """The `Censor` that `compile` gets for ``k`` auxiliary tasks."""
+        if self.mode in LEARNED:
+            return LEARNED[self.mode](num_auxiliary=k)
+        return censoring.get(self.mode, ema_alpha=self.ema_alpha, num_auxiliary=k)
 
     def forward_path(self, k):
         """Whether `compile` picks the forward gradient path (its rule: a method
         with a ``scalar_form``, no cosine metric, and K ≥ 2 unless forced)."""
         if self.kind != "auxiliary":
             return False
-        serves = censoring.get(self.mode, ema_alpha=self.ema_alpha).scalar_form is not None
+        serves = self.censor(k).scalar_form is not None and self.weighting is None
         serves = serves and not self.track_cosine
         return self.gradient_path == "forward" or (
             self.gradient_path == "auto" and serves and k >= 2
@@ -251,7 +277,9 @@ class Config:
             return 1
         if self.kind == "floor":
             return 1 + k if self.per_task else 1
-        censor = censoring.get(self.mode, ema_alpha=self.ema_alpha)
+        censor = self.censor(k)
+        if self.weighting is not None and weighting.get(self.weighting).needs_gradient_norms:
+            return 1 + k
         if self.forward_path(k):
             return 2 if censor.scalar_form == "shift" else 3
         track = censor.needs_auxiliary_gradients if self.track_cosine is None else self.track_cosine
@@ -260,6 +288,8 @@ class Config:
         return 1 + k
 
 
+# Censors whose state has one entry per auxiliary task: built for the model's K.
+LEARNED = {"metabalance": learned.MetaBalance, "ol_aux": learned.OLAux}
 PLAIN = Config("plain", "plain keras", "plain")
 FLOOR_1 = Config("floor_1", "floor: bare step, 1 backward pass", "floor", per_task=False)
 FLOOR = Config("floor", "floor: bare step, 1 backward pass per task", "floor")
@@ -277,10 +307,37 @@ CONFIGS = {
                track_cosine=False, gradient_path="per_task"),
         Config("projection_forward", "projection, forward path", "auxiliary", "projection",
                track_cosine=False, gradient_path="forward"),
+        Config("gradvac", "gradvac", "auxiliary", "gradvac"),
+        *[Config(f"weighting_{name}", f"loss weighting {name} (multitask)", "auxiliary",
+                 "multitask", track_cosine=False, weighting=name) for name in weighting.NAMES],
+        Config("metabalance", "MetaBalance", "auxiliary", "metabalance"),
+        Config("ol_aux", "OL-AUX", "auxiliary", "ol_aux"),
     ]
 }  # fmt: skip
 FORWARD_TABLE = ["plain", "projection_per_task", "projection_forward"]
-METHOD_TABLE = [key for key in CONFIGS if key not in FORWARD_TABLE[1:]]
+# Table 1 (K = 1): the censoring methods; every method at K = 2, 4, 8 in table 5.
+METHOD_TABLE = [
+    key
+    for key in CONFIGS
+    if key not in FORWARD_TABLE[1:]
+    and key not in ("gradvac", "metabalance", "ol_aux")
+    and CONFIGS[key].weighting is None
+]
+# Table 5 (every method at K = 2, 4, 8): without the cosine metric where a method would
+# add it, so each costs its own passes.
+MANY_TASKS_TABLE = [
+    "plain",
+    "floor_1",
+    "floor",
+    "multitask_no_cosine",
+    "projection",
+    "pcgrad",
+    *[name for name in censoring.NAMES if name not in censoring.MODES and name != "pcgrad"],
+    "gradvac",
+    *[f"weighting_{name}" for name in weighting.NAMES],
+    "metabalance",
+    "ol_aux",
+]
 SCALING_TABLE = ["plain", "floor_1", "floor", "single_task", "multitask", "projection", "pcgrad"]
 
 
@@ -333,11 +390,11 @@ def build(network, k, config, jit):
             keras.optimizers.Adam(1e-3),
             loss=losses,
             loss_weights=weights,
-            censoring=config.mode,
-            ema_alpha=config.ema_alpha,
+            censoring=config.censor(k),
             jit_compile=jit,
             track_gradient_cosine=config.track_cosine,
             gradient_path=config.gradient_path,
+            loss_weighting=config.weighting,
         )
         return model, data_x, y
     y = dict(y)
@@ -509,6 +566,9 @@ def command_line():
         "forward_k",
         "forward_xla",
         "forward_memory",
+        "methods_k",
+        "methods_xla",
+        "methods_memory_k",
     ]:
         if FLAGS[name].present:
             value = FLAGS[name].value
@@ -582,6 +642,45 @@ def forward_table(jobs, median, compile_seconds, memory):
     return lines
 
 
+def many_tasks_table(jobs, ratios, median, memory):
+    """The every-method table (``--methods_k``): its Markdown lines."""
+    lines = [
+        "## Every method with K auxiliary tasks (mlp)",
+        "",
+        "Each gradient method of docs/aggregation.md (its `compile` defaults, the cosine metric "
+        "off), each loss weighting of docs/weighting.md (on `multitask`) and the learned weightings "
+        "MetaBalance and OL-AUX. **above floor** = 1 − floor ÷ step, the share of the step beyond "
+        "the floor with as many backward passes (the aggregation, solvers included, plus the "
+        "bookkeeping of `AuxiliaryModel`: an upper bound of the aggregation's share; goal at "
+        "K = 8: under 10 %). **memory** = the step peak of the memory table below (XLA off) as a "
+        "ratio to plain, at the K it was taken.",
+        "",
+        "| XLA | K | configuration | backward passes | median step (ms) | ratio to plain "
+        "| ratio to floor | above floor | memory ratio to plain |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for network, k, jit, key in jobs:
+        m, to_plain, to_floor = ratios(network, k, jit, key)
+        floor = median.get((network, k, jit, floor_of(CONFIGS[key], k)))
+        step = median[(network, k, jit, key)]
+        above = (
+            "—"
+            if floor is None or CONFIGS[key].kind != "auxiliary"
+            else (f"{100 * (1 - floor / step):.0f} %")
+        )
+        mem, plain = memory.get((network, k, key)), memory.get((network, k, PLAIN.key))
+        mem_ratio = "—"
+        if mem and plain and plain["step_peak"] > 0:
+            mem_ratio = f"{mem['step_peak'] / plain['step_peak']:.2f}×"
+        lines.append(
+            f"| {'yes' if jit else 'no'} | {k} | {CONFIGS[key].label} "
+            f"| {CONFIGS[key].backward_passes(k)} | {m} | {to_plain} | {to_floor} | {above} "
+            f"| {mem_ratio} |"
+        )
+    lines.append("")
+    return lines
+
+
 def check_keys(keys):
     """``keys``, after checking that each names a configuration of `CONFIGS`."""
     unknown = [key for key in keys if key not in CONFIGS]
@@ -601,13 +700,15 @@ def main(argv):
         tf.get_logger().setLevel("ERROR")
     else:
         # Tables 1-3 compare with a TensorFlow tape (the floor) and read TensorFlow's allocator.
-        given = [n for n in ("models", "scaling_k", "memory_k", "probe") if FLAGS[n].present]
+        given = [
+            n for n in ("models", "scaling_k", "memory_k", "methods_k", "probe") if FLAGS[n].present
+        ]
         if any(FLAGS[n].value for n in given):
             raise app.UsageError(
                 f"--{', --'.join(given)} need the TensorFlow backend (Keras runs on "
                 f"{keras.backend.backend()!r}); on it only --forward_k runs."
             )
-        FLAGS.models, FLAGS.scaling_k, FLAGS.memory_k = [], [], []
+        FLAGS.models, FLAGS.scaling_k, FLAGS.memory_k, FLAGS.methods_k = [], [], [], []
     if FLAGS.probe:
         probe(FLAGS.probe)
         return
@@ -630,10 +731,24 @@ def main(argv):
         for k in FLAGS.scaling_k
         for key in scaling_configs
     ]
-    names = list(dict.fromkeys(method_jobs + scaling_jobs))
+    many_jobs = [
+        ("mlp", int(k), s.lower() == "true", key)
+        for s in FLAGS.methods_xla
+        for k in FLAGS.methods_k
+        for key in MANY_TASKS_TABLE
+    ]
+    names = list(dict.fromkeys(method_jobs + scaling_jobs + many_jobs))
     memory_jobs = [
         ("mlp", int(k), key) for k in FLAGS.memory_k for key in check_keys(FLAGS.memory_configs)
     ]
+    if many_jobs:
+        memory_jobs += [
+            ("mlp", int(k), key)
+            for k in FLAGS.methods_memory_k
+            for key in MANY_TASKS_TABLE
+            if key != FLOOR_1.key
+        ]
+        memory_jobs = list(dict.fromkeys(memory_jobs))
     forward_jit = not ON_TENSORFLOW if FLAGS.forward_xla == "auto" else FLAGS.forward_xla == "true"
     forward_jobs = [
         ("mlp", int(k), forward_jit, key) for k in FLAGS.forward_k for key in FORWARD_TABLE
@@ -778,6 +893,8 @@ def main(argv):
             )
         lines.append("")
 
+    if many_jobs:
+        lines += many_tasks_table(many_jobs, ratios, median, memory)
     if memory_jobs:
         lines += [
             "## Peak memory of a step (mlp)",

@@ -6,6 +6,7 @@ from keras_aux.architectures.genre_lstm import (
     export_waveform_classifier,
     genre_lstm,
     waveform_classifier,
+    waveform_genre_lstm,
 )
 from keras_aux.architectures.mlp import auxiliary_mlp
 from keras_aux.maxl.networks import (
@@ -31,4 +32,5 @@ __all__ = [
     "single_task_network",
     "vgg16_backbone",
     "waveform_classifier",
+    "waveform_genre_lstm",
 ]

@@ -4,8 +4,8 @@ file list → header scan (skip + count bad files) → shuffle (training) →
 decode → mono → resample → crop / zero-pad to a fixed duration → drop silent,
 undecodable or too short clips (counted; files cut short are kept and counted) →
 log-mel (optional; else raw waveforms for a model whose first layer is the front
-end) → optional disk cache → random crop of ``crop_frames`` frames (training) →
-batch → prefetch.
+end) → optional disk cache → random crop of ``crop_frames`` frames, or of
+``crop_samples`` samples of raw waveforms (training) → batch → prefetch.
 
 Decoding, resampling, cropping and, for ``LogMelSpectrogram``, the log-mel
 itself run in one NumPy function (``tf.numpy_function``), one call per CPU
@@ -164,6 +164,7 @@ def audio_pipeline(
     duration=30.0,
     frontend=None,
     crop_frames=512,
+    crop_samples=None,
     batch_size=32,
     cache_dir=None,
     strict=False,
@@ -189,9 +190,17 @@ def audio_pipeline(
         crop_frames: training crop length in frames (features only); shorter
             feature sequences are padded with -1 (the normalised floor).
             None keeps whole clips.
+        crop_samples: training crop length in samples of the raw waveforms a
+            pipeline without ``frontend`` yields, for a model whose first layer
+            is the front end (`keras_aux.architectures.genre_lstm.
+            waveform_genre_lstm`): a random window drawn afresh every epoch
+            (after the cache); `crop_samples_for` gives the samples a front
+            end turns into ``crop_frames`` frames. None (default) keeps whole
+            clips.
         batch_size: batch size.
-        cache_dir: directory for a disk cache of the decoded features (the
-            random frame crop stays after the cache).
+        cache_dir: directory for a disk cache of the decoded features, or
+            waveforms without ``frontend`` (the random crop stays after the
+            cache).
         strict: raise on the first bad file instead of skipping and counting
             it: ``AudioFileError`` for a file the header scan rejects; for a
             file found damaged, silent, too short or cut short while decoding,
@@ -232,6 +241,12 @@ def audio_pipeline(
         raise ValueError("`duration`, `sample_rate` and `batch_size` must be positive.")
     if crop_frames is not None and crop_frames <= 0:
         raise ValueError(f"`crop_frames` must be positive or None; got {crop_frames}.")
+    if crop_samples is not None and (frontend is not None or crop_samples <= 0):
+        raise ValueError(
+            f"`crop_samples` crops the raw waveforms of a pipeline without `frontend` and must "
+            f"be positive; got crop_samples={crop_samples} with frontend={frontend!r} (a "
+            "pipeline with a front end crops its features: `crop_frames`)."
+        )
     min_duration = audio_lib.check_min_duration(min_duration, duration)
     scan = audio_lib.scan_audio_files(paths, strict=strict)
     if not scan.kept:
@@ -350,6 +365,11 @@ def audio_pipeline(
             lambda features, label: (random_frame_crop(features, crop_frames, seed), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
+    if training and crop_samples is not None:
+        ds = ds.map(
+            lambda wave, label: (random_frame_crop(wave, crop_samples, seed, pad_value=0.0), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
     return AudioPipeline(
         ds, scan, silent, unreadable, too_short, cut_short, seconds_ranges, min_duration
@@ -371,18 +391,36 @@ def _numpy_frontend(frontend):
 
 
 def random_frame_crop(features, crop_frames, seed=None, pad_value=-1.0):
-    """A random window of ``crop_frames`` frames of ``(frames, bins)`` features;
-    shorter inputs are padded at the end with ``pad_value``."""
+    """A random window of ``crop_frames`` entries along the first axis of ``features``
+    (``(frames, bins)`` features, or a ``(samples,)`` waveform); shorter inputs are padded at
+    the end with ``pad_value``."""
     frames = tf.shape(features)[0]
     offset = tf.random.uniform(
         [], 0, tf.maximum(frames - crop_frames, 0) + 1, dtype=tf.int32, seed=seed
     )
     window = features[offset : offset + crop_frames]
-    window = tf.pad(
-        window, [[0, crop_frames - tf.shape(window)[0]], [0, 0]], constant_values=pad_value
-    )
-    window.set_shape([crop_frames, features.shape[-1]])
+    padding = [[0, crop_frames - tf.shape(window)[0]]] + [[0, 0]] * (len(features.shape) - 1)
+    window = tf.pad(window, padding, constant_values=pad_value)
+    window.set_shape([crop_frames] + list(features.shape[1:]))
     return window
+
+
+def crop_samples_for(frontend, crop_frames):
+    """Samples of a waveform crop that ``frontend`` turns into ``crop_frames`` frames.
+
+    A front end with centred frames (``LogMelSpectrogram``) gives ``1 + samples // stride``
+    frames, so ``(crop_frames - 1) * stride`` samples give ``crop_frames``. The features of such
+    a crop are not the same crop of the whole clip's features: the frames within half a window
+    of its ends see zeros beyond it instead of the neighbouring audio, and the dB are taken
+    relative to the crop's own peak instead of the whole clip's (docs/reconstruction.md).
+
+    Args:
+        frontend: a layer with a ``sequence_stride`` (hop length in samples).
+        crop_frames: frames of the crop, ≥ 1, or None (no crop: returns None).
+    """
+    if crop_frames is None:
+        return None
+    return (crop_frames - 1) * int(frontend.sequence_stride) or 1
 
 
 class AudioPipelineReport(keras.callbacks.Callback):

@@ -13,6 +13,11 @@ per class), and ``demo``: a small synthetic music set written to ``data_dir`` (d
 ``data/synthetic_music``), trained with λ = 0 and with ``reconstruction_weight``, so that the
 whole path runs offline in about a minute.
 
+``features="waveform"`` (``--features=waveform``) moves the log-mel from the pipeline into the
+model: the pipeline yields waveforms (training crops of the samples that make ``crop_frames``
+frames) and `keras_aux.architectures.genre_lstm.waveform_genre_lstm` computes the features as
+its first layer, on the accelerator (docs/reconstruction.md, "Training on waveforms").
+
 Used by ``trainers/train_genre.py`` (`run`, `export`), ``trainers/sweep_lambda.py`` (`sweep`) and
 ``trainers/tune.py`` (`load_splits`, `make_pipelines`).
 
@@ -31,15 +36,19 @@ import numpy as np
 import tensorflow as tf
 
 from keras_aux.architectures import compile_genre_lstm, export_waveform_classifier, genre_lstm
+from keras_aux.architectures.genre_lstm import FRONTEND, waveform_genre_lstm
 from keras_aux.audio import datasets, synthetic_music
 from keras_aux.audio.decode import load_waveform
-from keras_aux.audio.pipeline import audio_pipeline
+from keras_aux.audio.pipeline import audio_pipeline, crop_samples_for
 from keras_aux.censoring import MODES as CENSORING_MODES
 from keras_aux.experiments import reporting
 from keras_aux.experiments.options import option
 from keras_aux.layers import LogMelSpectrogram
 
 DATASETS = ("fma_small", "gtzan", "fsdd", "folder", "demo")
+# Where the log-mel features are computed: in the tf.data pipeline (NumPy, on the CPU), or by the
+# model's first layer from the waveforms the pipeline yields (on the accelerator).
+FEATURES = ("log_mel", "waveform")
 DEMO_DIR = os.path.join("data", "synthetic_music")
 DEFAULTS = {  # dataset: (epochs, duration s, crop frames, learning rate)
     # The demo's 8 epochs are 16 Adam steps: the reference's 1e-4 would barely move the model.
@@ -86,6 +95,12 @@ class GenreConfig:
         None, "Training crop in frames (default: 512, or 64 for demo, 16 for fsdd)."
     )
     sample_rate: int = option(16000, "Sample rate the audio is resampled to.")
+    features: str = option(
+        "log_mel",
+        "Where the log-mel is computed: log_mel: in the tf.data pipeline (NumPy, CPU); waveform: "
+        "the pipeline yields waveforms and the model's first layer computes it (accelerator).",
+        choices=FEATURES,
+    )
     lstm_units: int = option(128, "Units per direction of each BiLSTM.")
     logdir: str = option("logs/genre", "TensorBoard logs and checkpoints (one sub-folder per run).")
     export_dir: str | None = option(
@@ -177,12 +192,22 @@ def make_pipelines(splits, config, frontend):
 
     Args:
         splits: ``{split: AudioFileList}`` (`load_splits`).
-        config: a `GenreConfig` (the dataset's defaults are filled in here).
-        frontend: the log-mel layer the features are computed with.
+        config: a `GenreConfig` (the dataset's defaults are filled in here). With
+            ``features="waveform"`` the pipelines yield waveforms, and the training crops are
+            the ``crop_samples_for(frontend, crop_frames)`` samples ``frontend`` turns into
+            ``crop_frames`` frames.
+        frontend: the log-mel layer the features are computed with (in the pipelines, or by the
+            model with ``features="waveform"``).
+
+    Raises:
+        ValueError: ``config.features`` is not one of `FEATURES`.
 
     Reference: seed 001's pre-processing and training crops; docs/reconstruction.md.
     """
     config = config.with_dataset_defaults()
+    if config.features not in FEATURES:
+        raise ValueError(f"`features` must be one of {FEATURES}; got {config.features!r}.")
+    on_model = config.features == "waveform"
     pipelines = {}
     for split, files in splits.items():
         cache = os.path.join(config.cache_dir, split) if config.cache_dir else None
@@ -192,8 +217,9 @@ def make_pipelines(splits, config, frontend):
             training=split == "train",
             sample_rate=config.sample_rate,
             duration=config.duration,
-            frontend=frontend,
+            frontend=None if on_model else frontend,
             crop_frames=config.crop_frames,
+            crop_samples=crop_samples_for(frontend, config.crop_frames) if on_model else None,
             batch_size=config.batch_size,
             cache_dir=cache,
             strict=config.strict,
@@ -215,6 +241,27 @@ class _SkippedClipsReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 0 and (self.pipeline.num_skipped or self.pipeline.num_cut_short):
             self.print_fn(f"[train] {self.pipeline.summary()}")
+
+
+def build_model(config, num_classes, frontend):
+    """The genre network of ``config``: a `genre_lstm` on the pipelines' log-mel features, or
+    with ``features="waveform"`` a `waveform_genre_lstm` whose first layer is ``frontend``.
+
+    Args:
+        config: a `GenreConfig`.
+        num_classes: number of genres.
+        frontend: the log-mel layer of `make_pipelines`.
+
+    Returns:
+        ``(model, frontend of the data)``: the uncompiled model, and the front end that turns
+        waveforms into its inputs (None when it is the model's own first layer), as
+        `keras_aux.architectures.export_waveform_classifier` takes it.
+
+    Reference: seed 001's genre classifier; docs/reconstruction.md#network.
+    """
+    if config.features == "waveform":
+        return waveform_genre_lstm(num_classes, frontend, lstm_units=config.lstm_units), None
+    return genre_lstm(num_classes, lstm_units=config.lstm_units), frontend
 
 
 def fit_datasets(train, validation, batch_size):
@@ -250,8 +297,9 @@ class TrainedRun:
     """What `train_one` returns.
 
     Attributes:
-        model: the trained `genre_lstm`, holding the weights of the best validation accuracy.
-        frontend: its log-mel layer.
+        model: the trained `genre_lstm` (or `waveform_genre_lstm`), holding the weights of the
+            best validation accuracy.
+        frontend: its log-mel layer, None when the model holds it (``features="waveform"``).
         validation_accuracy: the best validation accuracy (that of the weights held).
         validation_loss: the validation genre loss of the same epoch (breaks ties in `run`).
         test_accuracy: the accuracy of those weights on the test split.
@@ -262,7 +310,7 @@ class TrainedRun:
     """
 
     model: keras.Model
-    frontend: keras.layers.Layer
+    frontend: keras.layers.Layer | None
     validation_accuracy: float
     validation_loss: float
     test_accuracy: float
@@ -290,13 +338,13 @@ def train_one(name, lam, splits, config, log=print, pipeline_log=print):
     """
     config = config.with_dataset_defaults()
     keras.utils.set_random_seed(config.seed)
-    frontend = LogMelSpectrogram(sampling_rate=config.sample_rate)
+    frontend = LogMelSpectrogram(sampling_rate=config.sample_rate, name=FRONTEND)
     class_names = splits["train"].class_names
 
     pipelines = make_pipelines(splits, config, frontend)
     train, validation, test = pipelines["train"], pipelines["validation"], pipelines["test"]
     train_ds, steps, validation_ds = fit_datasets(train, validation, config.batch_size)
-    model = genre_lstm(len(class_names), lstm_units=config.lstm_units)
+    model, frontend = build_model(config, len(class_names), frontend)
     compile_genre_lstm(
         model,
         reconstruction_weight=lam,
@@ -355,8 +403,8 @@ class GenreResult:
         results: one dict per run: ``run``, ``lambda``, ``censoring``, ``validation_accuracy``,
             ``validation_loss``, ``test_accuracy``.
         selected: the name of the run validation prefers (`select_run`).
-        model: that run's trained `genre_lstm`.
-        frontend: its log-mel layer.
+        model: that run's trained `genre_lstm` (or `waveform_genre_lstm`).
+        frontend: its log-mel layer, None when the model holds it (``features="waveform"``).
 
     Reference: seed 001 (reconstruction auxiliary loss, model selection on validation);
     docs/reconstruction.md.
@@ -367,7 +415,7 @@ class GenreResult:
     results: list
     selected: str
     model: keras.Model
-    frontend: keras.layers.Layer
+    frontend: keras.layers.Layer | None
 
 
 def select_run(results):

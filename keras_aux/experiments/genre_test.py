@@ -1,16 +1,23 @@
-"""The genre experiment's model selection, showcase, results table, dataset defaults and the
-datasets it gives ``fit`` (no "ran out of data" / "shuffle" warnings)."""
+"""The genre experiment's model selection, showcase, results table, dataset defaults, the
+datasets it gives ``fit`` (no "ran out of data" / "shuffle" warnings), and its two places for
+the log-mel (``features``: in the pipeline, or the model's first layer on waveforms)."""
 
+import dataclasses
+import os
 import types
 import warnings
 
 import keras
 import numpy as np
+import soundfile
 import tensorflow as tf
 
+from keras_aux.audio.datasets import AudioFileList
 from keras_aux.audio.decode import AudioScanReport
 from keras_aux.audio.pipeline import AudioPipeline
 from keras_aux.experiments import genre
+from keras_aux.experiments.options import flag_specs
+from keras_aux.layers import LogMelSpectrogram
 from keras_aux.testing import TestCase
 
 
@@ -124,3 +131,54 @@ class GenreExperimentTest(TestCase):
             for epoch in range(3):
                 report.on_epoch_end(epoch)
             self.assertEqual(printed, expected)
+
+
+class FeaturesOptionTest(TestCase):
+    def splits(self, seconds=0.5):
+        """Two classes of tones, three clips each, in every split."""
+        rate, root = 16000, self.get_temp_dir()
+        t = np.arange(int(seconds * rate)) / rate
+        paths, labels = [], []
+        for label, pitch in enumerate((220.0, 880.0)):
+            for k in range(3):
+                path = os.path.join(root, f"{label}_{k}.wav")
+                soundfile.write(path, 0.3 * np.sin(2 * np.pi * pitch * (1 + k / 50) * t), rate)
+                paths.append(path)
+                labels.append(label)
+        files = AudioFileList(paths, labels, ["low", "high"])
+        return {"train": files, "validation": files, "test": files}
+
+    def test_default_is_the_log_mel_in_the_pipeline(self):
+        self.assertEqual(genre.GenreConfig().features, "log_mel")
+        spec = next(s for s in flag_specs(genre.GenreConfig) if s.name == "features")
+        self.assertEqual((spec.kind, spec.choices), ("enum", ("log_mel", "waveform")))
+
+    def test_waveform_pipelines_and_model(self):
+        config = genre.GenreConfig(
+            features="waveform", duration=0.5, crop_frames=4, batch_size=3, seed=0
+        )
+        frontend = LogMelSpectrogram(name="log_mel")
+        pipelines = genre.make_pipelines(self.splits(), config, frontend)
+        train, _ = next(iter(pipelines["train"].dataset))
+        whole, labels = next(iter(pipelines["validation"].dataset))
+        self.assertEqual(train.shape, (3, 3 * 512))  # 4 frames once the model's front end runs
+        self.assertEqual(whole.shape, (3, 8000))
+        model, data_frontend = genre.build_model(config, 2, frontend)
+        self.assertIsNone(data_frontend)
+        self.assertIs(model.get_layer("log_mel"), frontend)
+        self.assertEqual(model.input_targets, {"reconstruction": "log_mel"})
+        self.assertEqual(model.predict_on_batch(train)["reconstruction"].shape, (3, 4, 128))
+        # The default: features in the pipeline, the features model.
+        log_mel = dataclasses.replace(config, features="log_mel")
+        features, _ = next(
+            iter(genre.make_pipelines(self.splits(), log_mel, frontend)["train"].dataset)
+        )
+        self.assertEqual(features.shape, (3, 4, 128))
+        model, data_frontend = genre.build_model(log_mel, 2, frontend)
+        self.assertIs(data_frontend, frontend)
+        self.assertEqual(model.input_targets, {"reconstruction": "mel"})
+
+    def test_unknown_features_are_refused(self):
+        config = genre.GenreConfig(features="spectrogram", duration=0.5)
+        with self.assertRaisesRegex(ValueError, "`features` must be one of .*'spectrogram'"):
+            genre.make_pipelines(self.splits(), config, LogMelSpectrogram())

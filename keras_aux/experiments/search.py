@@ -21,7 +21,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_aux.architectures import auxiliary_mlp, genre_lstm
+from keras_aux.architectures import auxiliary_mlp
 from keras_aux.datasets.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.experiments import genre as genre_experiment
 from keras_aux.layers import LogMelSpectrogram
@@ -139,7 +139,7 @@ def genre_search(config, epochs):
 
     num_classes = len(splits["train"].class_names)
     hypermodel = AuxiliaryHyperModel(
-        lambda hp: genre_lstm(num_classes, lstm_units=config.lstm_units),
+        lambda hp: genre_experiment.build_model(config, num_classes, frontend)[0],
         loss={"genre": "sparse_categorical_crossentropy", "reconstruction": "mae"},
         optimizer=lambda: keras.optimizers.Adam(config.learning_rate),
         metrics={"genre": ["accuracy"]},

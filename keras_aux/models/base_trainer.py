@@ -329,10 +329,15 @@ class BaseAuxiliaryTrainer:
         return None  # unknown for a subclassed model
 
     def configure_tasks(self, primary, input_targets=None):
-        """Names the primary output and the outputs that reconstruct an input.
+        """Names the primary output and the outputs whose target the model computes.
 
-        Called by the constructor; call it yourself on a model built without
-        them (e.g. a `keras.models.clone_model` of an uncompiled model).
+        ``input_targets`` maps an output name to the name of a model input
+        (the output reconstructs that input; None: the only input) or, on a
+        functional model, to the name of one of its layers: the target is
+        then that layer's output for the batch's ``x``, held fixed (see
+        `_target_layer_model`). Called by the constructor; call it yourself
+        on a model built without them (e.g. a `keras.models.clone_model` of
+        an uncompiled model).
         """
         task_names = self.task_names
         if primary is None:
@@ -371,12 +376,52 @@ class BaseAuxiliaryTrainer:
                         )
                     input_name = input_names[0]
                 if input_name not in input_names:
-                    raise ValueError(
-                        f"`input_targets[{output_name!r}] = {input_name!r}` is not an input; "
-                        f"the inputs are {input_names}."
-                    )
+                    layer_names = [layer.name for layer in self.layers]
+                    if input_name not in layer_names:
+                        raise ValueError(
+                            f"`input_targets[{output_name!r}] = {input_name!r}` is not an input "
+                            f"nor a layer of {self.name!r}; the inputs are {input_names}, the "
+                            f"layers {layer_names}."
+                        )
+                    self._target_layer_model(input_name)  # builds it, or says why it cannot
             resolved[output_name] = input_name
         return resolved
+
+    def _target_layer_model(self, layer_name):
+        """``keras.Model(self.input, layer.output)`` for the layer ``layer_name``, built once.
+
+        It shares the layers of this functional model, so calling it on the
+        batch's ``x`` recomputes the part of the network in front of the
+        layer: `_targets_by_task` takes its output, in inference mode and
+        under ``stop_gradient``, as the target of the outputs that
+        `input_targets` maps to the layer. The forward pass of the step
+        computes the same tensor once more, because the step's forward pass
+        (``self(x)``) returns the outputs only. That part must hold no
+        weights: it is then a fixed function of ``x`` (a front end such as
+        `keras_aux.layers.LogMelSpectrogram`), equal in both calls and cheap
+        beside the network behind it, and the target does not depend on the
+        variables at all, which matters on JAX: targets are computed outside
+        the step's stateless scope, where a variable would give the value it
+        had when the step was traced.
+        """
+        holder = getattr(self, "_target_layer_models", None)
+        if holder is None:
+            holder = self._target_layer_models = _Untracked({})
+        if layer_name in holder.value:
+            return holder.value[layer_name]
+        # `output`: that of the layer's first call, for a layer the graph calls more than once.
+        output = self.get_layer(layer_name).output
+        model = keras.Model(self.input, output, name=f"{self.name}_{layer_name}_target")
+        if model.weights:
+            raise ValueError(
+                f"`input_targets` names layer {layer_name!r}, but the layers from the inputs to "
+                f"it hold weights {[w.path for w in model.weights]}: a layer's output can be a "
+                "target only when it is a fixed function of the inputs (a front end without "
+                "weights, such as keras_aux.layers.LogMelSpectrogram). Pass that target in `y` "
+                "instead."
+            )
+        holder.value[layer_name] = model
+        return model
 
     # ---------------------------------------------------------------- compile
     def compile(
@@ -914,6 +959,17 @@ class BaseAuxiliaryTrainer:
         return dict(zip(self.task_names, flat))
 
     def _input_by_name(self, x, input_name):
+        if self._input_names() is None and input_name is not None:
+            # A subclassed model's layers are not a graph the target could be computed from.
+            if input_name in [layer.name for layer in self.layers] and not (
+                isinstance(x, dict) and input_name in x
+            ):
+                raise ValueError(
+                    f"`input_targets` names {input_name!r}, a layer of the subclassed model "
+                    f"{self.name!r}, not one of its inputs: a layer's output can be a target "
+                    "only on a functional model (`AuxiliaryModel`), whose graph says how to "
+                    "compute it. Pass that target in `y` instead."
+                )
         if isinstance(x, dict):
             if input_name not in x:
                 raise ValueError(
@@ -936,7 +992,9 @@ class BaseAuxiliaryTrainer:
 
         A non-dict ``y`` is the target of the first task of ``tasks`` (the
         primary output by default). Missing targets raise when ``required``,
-        else the task is left out.
+        else the task is left out. A target `input_targets` maps to a layer is
+        that layer's output for ``x`` (`_target_layer_model`, inference mode),
+        under ``stop_gradient``: no gradient flows into it.
         """
         tasks = list(self.task_names if tasks is None else tasks)
         if y is None:
@@ -957,9 +1015,15 @@ class BaseAuxiliaryTrainer:
             targets = dict(zip(self.task_names, y))
         else:
             targets = {tasks[0]: y}
+        input_names = self._input_names()
         for output_name, input_name in self.input_targets.items():
             if output_name in tasks and targets.get(output_name) is None:
-                targets[output_name] = self._input_by_name(x, input_name)
+                if input_names is not None and input_name not in input_names + [None]:
+                    # A layer of the functional model: its output for this `x`, held fixed.
+                    target = self._target_layer_model(input_name)(x, training=False)
+                    targets[output_name] = ops.stop_gradient(target)
+                else:
+                    targets[output_name] = self._input_by_name(x, input_name)
         missing = [t for t in tasks if targets.get(t) is None]
         if missing and required:
             raise ValueError(
