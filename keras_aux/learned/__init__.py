@@ -11,9 +11,22 @@ Each is a `keras_aux.censoring.Censor`: pass an instance as
 ``AuxiliaryModel.compile(censoring=...)``. Their state is model state (saved,
 restored, left untouched by a skipped step) and what they learn is logged
 with every step (`Censor.logs`). See docs/learned_weighting.md.
+
+`AutoLambda` (Liu et al., TMLR 2022) is a loss weighting instead
+(``compile(loss_weighting=AutoLambda())``): per-task weights learned from a
+one-step look-ahead on a meta batch (`keras_aux.models.with_meta_batches`).
 """
 
+from keras_aux.learned.auto_lambda import AutoLambda
+from keras_aux.learned.fork_merge import BranchWeights, ForkMerge, plot_merge_weights
 from keras_aux.learned.metabalance import MetaBalance
 from keras_aux.learned.ol_aux import OLAux
 
-__all__ = ["MetaBalance", "OLAux"]
+__all__ = [
+    "AutoLambda",
+    "BranchWeights",
+    "ForkMerge",
+    "MetaBalance",
+    "OLAux",
+    "plot_merge_weights",
+]

@@ -7,7 +7,7 @@ when constructed.
 
 from keras_aux.maxl import MAXL, AlternatingStages
 from keras_aux.models.auxiliary import AuxiliaryModel, AuxiliaryTrainer
-from keras_aux.models.task_data import TaskData, zip_tasks
+from keras_aux.models.task_data import TaskData, with_meta_batches, zip_tasks
 
 __all__ = [
     "MAXL",
@@ -15,5 +15,6 @@ __all__ = [
     "AuxiliaryModel",
     "AuxiliaryTrainer",
     "TaskData",
+    "with_meta_batches",
     "zip_tasks",
 ]

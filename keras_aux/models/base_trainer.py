@@ -1227,8 +1227,11 @@ class BaseAuxiliaryTrainer:
         Plain ``(x, y[, w])`` data is one batch for every task; `TaskData`
         (see `keras_aux.models.zip_tasks`) gives the primary task its batch and
         every auxiliary task its own. In evaluation, auxiliary targets may be
-        missing: those tasks are left out of the losses and logs.
+        missing: those tasks are left out of the losses and logs. A meta
+        batch (`TaskData.meta`) is not among them: see `_meta_batch`.
         """
+        if isinstance(data, TaskData) and not data.auxiliary:
+            data = data.primary  # plain data, with a meta batch beside it
         if not isinstance(data, TaskData):
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
             targets = self._targets_by_task(x, y, required=training)
@@ -1252,6 +1255,144 @@ class BaseAuxiliaryTrainer:
             xa, ya, wa = keras.utils.unpack_x_y_sample_weight(tuple(task_data))
             batches.append((xa, self._targets_by_task(xa, ya, [task]), wa))
         return batches
+
+    def _meta_batch(self, data):
+        """The training step's meta batch ``(x, {primary: y}, sample_weight)``
+        (`TaskData.meta`), or None; refused when the compiled loss weighting
+        needs one and the data has none, or the data has one and nothing
+        uses it."""
+        meta = data.meta if isinstance(data, TaskData) else None
+        weighting = self._tasks.weighting
+        needs = weighting is not None and weighting.needs_meta_batch
+        if needs and meta is None:
+            raise ValueError(
+                f"loss_weighting={weighting!r} learns from a meta batch of the primary task "
+                "beside every training batch, and the data has none: pass "
+                "keras_aux.models.with_meta_batches(train_dataset) (or zip_tasks(..., meta=...))."
+            )
+        if meta is None:
+            return None
+        if not needs:
+            raise ValueError(
+                f"The data has meta batches (`TaskData.meta`), but loss_weighting={weighting!r} "
+                "does not use them: compile with one that does (keras_aux.learned.AutoLambda) "
+                "or leave `meta` out."
+            )
+        if not isinstance(meta, (list, tuple)):
+            meta = (meta,)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(tuple(meta))
+        return x, self._targets_by_task(x, y, [self.primary]), sample_weight
+
+    def lookahead_losses(self, mapping, batches):
+        """The task losses (primary first, float32) over ``batches`` with the
+        variables read from ``mapping`` (``[(variable, value)]``, the trainable
+        ones at least), in training mode; nothing the forward pass assigns
+        (BatchNorm's statistics, seeds) reaches a variable."""
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True):
+            task_losses, _ = self._forward(batches, training=True)
+            return self._task_loss_vector(task_losses)
+
+    def lookahead_meta_loss(self, mapping, meta_batch):
+        """The primary loss (unweighted) on the meta batch, read as `lookahead_losses`."""
+        with keras.StatelessScope(state_mapping=mapping, collect_losses=True):
+            task_losses, _ = self._forward([meta_batch], training=True)
+            return self._global_value(task_losses[self.primary])
+
+    def _lookahead_optimizer(self):
+        """The compiled `keras.optimizers.SGD` when it has momentum, else None."""
+        optimizer = self.optimizer
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = optimizer.inner_optimizer
+        if isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum:
+            return optimizer
+        return None
+
+    def _lookahead_step_size(self, learning_rate):
+        """``−∂θ′/∂g``: α, or ``α(1 + μ)`` for Nesterov momentum (`lookahead_parameters`)."""
+        optimizer = self._lookahead_optimizer()
+        if optimizer is not None and optimizer.nesterov:
+            return learning_rate * (1.0 + optimizer.momentum)
+        return learning_rate
+
+    def lookahead_parameters(self, theta, g, learning_rate):
+        """Auto-λ's look-ahead ``θ′``: the compiled optimizer's next step along
+        ``g`` (one value or None per trainable variable) when it is
+        `keras.optimizers.SGD` with momentum, ``θ + μ m − α g`` (Nesterov:
+        ``θ + μ(μ m − α g) − α g``, ``m`` its velocity), else plain SGD
+        ``θ − α g`` (the reference's rule for optimizers without momentum)."""
+        optimizer = self._lookahead_optimizer()
+        velocities = [None] * len(theta)
+        momentum = 0.0
+        if optimizer is not None:
+            if not self.optimizer.built:
+                # TensorFlow builds it in its first `apply`, after this step reads it.
+                with self._eager_state_scope():
+                    self.optimizer.build(self.trainable_variables)
+            momentum = optimizer.momentum
+            # Built over the trainable variables, in their order.
+            if len(optimizer.momentums) != len(theta):
+                raise ValueError(
+                    f"The optimizer holds {len(optimizer.momentums)} momentum variables for "
+                    f"{len(theta)} trainable variables: build it with model.trainable_variables."
+                )
+            velocities = [m.value for m in optimizer.momentums]
+        lookahead = []
+        for t, d, m in zip(theta, g, velocities):
+            if d is None:
+                lookahead.append(t)
+                continue
+            step = -ops.cast(learning_rate, t.dtype) * d
+            if m is not None:
+                velocity = momentum * m + step
+                step = momentum * velocity + step if optimizer.nesterov else velocity
+            lookahead.append(t + step)
+        return lookahead
+
+    def lookahead_products(self, theta, v, batches, fixed, exact):
+        """Auto-λ's ``h_i = ⟨∇L_i(θ), v⟩``: ``exact()`` (the backend's ``J v``),
+        or with ``meta_gradient="central_difference"`` the reference's
+        ``[L_i(θ + εv) − L_i(θ − εv)] / (2ε)``, ``ε = 0.01 / ‖v‖`` (two more
+        forward passes, no backward one). ``theta``, ``v``: one value per
+        trainable variable (``v`` may hold None for 0); ``fixed``: the rest of
+        the mapping `lookahead_losses` reads."""
+        if self._tasks.weighting.meta_gradient == "exact":
+            return exact()
+        v = [ops.zeros_like(t) if u is None else u for t, u in zip(theta, v)]
+        norm = ops.sqrt(functools.reduce(ops.add, [ops.sum(ops.square(u)) for u in v]))
+        epsilon = 0.01 / norm
+        variables = self.trainable_variables
+
+        def at(sign):
+            moved = [t + ops.cast(sign * epsilon, t.dtype) * u for t, u in zip(theta, v)]
+            return self.lookahead_losses(list(zip(variables, moved)) + list(fixed), batches)
+
+        return (at(1.0) - at(-1.0)) / (2.0 * epsilon)
+
+    def advance_meta_weighting(self, meta_products):
+        """The loss weighting's meta step (Auto-λ), before the model's step on
+        the same batch, which then uses the new weights: assigns the state.
+
+        Args:
+            meta_products: ``fn(weights, learning_rate) -> h``, per task
+                ``h_i = ⟨∇L_i(θ), ∇L_meta(θ′)⟩`` with ``θ′`` the optimizer's next
+                step along ``g = Σ_i λ_i ∇L_i(θ)`` (`lookahead_parameters`; α
+                the model optimizer's current learning rate): the backend's part
+                (`lookahead_losses`, `lookahead_meta_loss`).
+        """
+        weighting = self._tasks.weighting
+        state = self.loss_weighting_state
+        learning_rate = ops.cast(self.optimizer.learning_rate, "float32")
+        products = meta_products(weighting.lookahead_weights(state), learning_rate)
+        # ∂L_meta(θ′)/∂λ_i = −(step size) h_i: the look-ahead is linear in g.
+        new_state = weighting.meta_update(state, products, self._lookahead_step_size(learning_rate))
+        # A non-finite meta-gradient leaves the state as it was. The condition
+        # also ties every assignment to the batch: a graph run that fails
+        # fetching one (the end of a dataset) then assigns nothing.
+        finite = ops.all(ops.isfinite(products))
+        for variable, value in zip(
+            self.loss_weighting_holder.state_variables, keras.tree.flatten(new_state)
+        ):
+            variable.assign(ops.where(finite, ops.cast(value, variable.dtype), variable.value))
 
     def _forward(self, batches, training):
         """Per-task losses over the batches, and what the compiled metrics need."""

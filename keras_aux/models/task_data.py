@@ -1,8 +1,13 @@
 """Feeding each task from its own data: the primary task on one batch, every
-auxiliary task on a batch of its own dataset, in the same training step.
+auxiliary task on a batch of its own dataset, in the same training step; and
+a meta batch of the primary task beside them, for a loss weighting that
+learns from a look-ahead step (`keras_aux.learned.AutoLambda`).
 
-Reference: Lemaire (2018), synthetic experiment: the primary task learns on
+References: Lemaire (2018), synthetic experiment: the primary task learns on
 train1 and the auxiliary task on train2, "a different input batch each step".
+Liu, James, Davison & Johns (2022), "Auto-Lambda: Disentangling Dynamic Task
+Relationships", TMLR: the meta objective is measured on a second, reshuffled
+stream of the training data.
 """
 
 from typing import Any, NamedTuple
@@ -13,19 +18,27 @@ from keras_aux.utils.optional import require_tensorflow
 class TaskData(NamedTuple):
     """One step's batches: ``primary`` is ``(x, y[, sample_weight])``;
     ``auxiliary`` maps auxiliary output names to their own ``(x, y[, sample_weight])``
-    (``y`` may be omitted for outputs whose target is their input)."""
+    (``y`` may be omitted for outputs whose target is their input); an empty
+    ``auxiliary`` means ``primary`` is plain data carrying every task's target.
+    ``meta``, when not None, is a batch ``(x, y[, sample_weight])`` of the
+    primary task for a loss weighting's meta objective (Liu et al. 2022,
+    Auto-λ); ``y`` is the primary target."""
 
     primary: Any
     auxiliary: dict
+    meta: Any = None
 
 
-def zip_tasks(primary, auxiliary):
+def zip_tasks(primary, auxiliary, meta=None):
     """Zips a primary dataset with one dataset per auxiliary output.
 
     Args:
         primary: ``tf.data.Dataset`` of batched ``(x, y)`` (or ``(x, y, w)``).
         auxiliary: dict ``{output_name: tf.data.Dataset}`` of batched
             ``(x, y)`` or ``(x,)`` elements.
+        meta: None, or a ``tf.data.Dataset`` of batched ``(x, y[, w])`` of
+            the primary task: the meta batches of a loss weighting that
+            needs them (`keras_aux.learned.AutoLambda`).
 
     Returns:
         A ``tf.data.Dataset`` of `TaskData`, for ``AuxiliaryModel.fit``. It
@@ -45,5 +58,52 @@ def zip_tasks(primary, auxiliary):
                 f"`auxiliary[{name!r}]` must be a tf.data.Dataset; got {type(ds).__name__}."
             )
     names = sorted(auxiliary)
-    zipped = tf.data.Dataset.zip((primary,) + tuple(auxiliary[n] for n in names))
-    return zipped.map(lambda p, *aux: TaskData(p, dict(zip(names, aux))))
+    if meta is None:
+        zipped = tf.data.Dataset.zip((primary,) + tuple(auxiliary[n] for n in names))
+        return zipped.map(lambda p, *aux: TaskData(p, dict(zip(names, aux))))
+    _check_dataset(tf, meta, "meta")
+    zipped = tf.data.Dataset.zip((primary, meta) + tuple(auxiliary[n] for n in names))
+    return zipped.map(lambda p, m, *aux: TaskData(p, dict(zip(names, aux)), m))
+
+
+def with_meta_batches(train, meta=None, seed=None):
+    """Pairs each training batch with a meta batch of the primary task.
+
+    Auto-λ (Liu et al. 2022) measures its meta objective on "a second loader
+    over the training set with its own shuffle"; by default ``meta`` is that:
+    ``train`` unbatched, reshuffled (buffer: the whole dataset, ``seed``)
+    and batched again with the batch size of ``train``'s first batch,
+    repeated so that ``train`` sets the epoch length.
+
+    Args:
+        train: ``tf.data.Dataset`` of batched ``(x, y[, w])``, ``y`` every
+            task's targets as `AuxiliaryModel.fit` takes them (a dict keyed
+            by output name, or the primary's target alone with
+            ``input_targets`` for the others).
+        meta: None, or a ``tf.data.Dataset`` of batched ``(x, y[, w])``,
+            ``y`` as in ``train`` or the primary target alone (only the
+            primary loss is measured on it), repeated as needed.
+        seed: the reshuffle's seed, for the default ``meta``.
+
+    Returns:
+        A ``tf.data.Dataset`` of `TaskData` (``auxiliary`` empty: each
+        training batch carries every task), for ``AuxiliaryModel.fit``.
+
+    Needs TensorFlow (``tf.data``), also under the JAX backend.
+    """
+    tf = require_tensorflow("for keras_aux.models.with_meta_batches (tf.data datasets)")
+    _check_dataset(tf, train, "train")
+    if meta is None:
+        first = next(iter(train))
+        batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
+        unbatched = train.unbatch()
+        size = int(unbatched.reduce(0, lambda count, _: count + 1))
+        meta = unbatched.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+        meta = meta.batch(batch_size, drop_remainder=size >= batch_size).repeat()
+    _check_dataset(tf, meta, "meta")
+    return tf.data.Dataset.zip((train, meta)).map(lambda t, m: TaskData(t, {}, m))
+
+
+def _check_dataset(tf, dataset, name):
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError(f"`{name}` must be a tf.data.Dataset; got {type(dataset).__name__}.")

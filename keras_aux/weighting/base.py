@@ -107,6 +107,10 @@ class LossWeighting:
     needs_epochs = False
     #: ``update`` needs each task's gradient norm on the shared weights.
     needs_gradient_norms = False
+    #: Each training batch comes with a meta batch of the primary task
+    #: (`keras_aux.models.TaskData.meta`) and the method takes a meta step on
+    #: it (``meta_update``; Auto-λ).
+    needs_meta_batch = False
 
     def __init__(self, fix_primary=False):
         if not isinstance(fix_primary, bool):

@@ -96,6 +96,11 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
         """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
         trainable, non_trainable, optimizer_vars, metrics_vars = state
         batches = self._task_batches(data, training=True)
+        meta_batch = self._meta_batch(data)
+        if meta_batch is not None:
+            metrics_vars = self._meta_step(
+                batches, meta_batch, trainable, non_trainable, optimizer_vars, metrics_vars
+            )
         needed = self._gradients_needed()
         objectives = self._task_values(
             batches, needed, trainable, non_trainable, optimizer_vars, metrics_vars
@@ -141,6 +146,42 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
                 optimizer_vars, update, trainable
             )
         return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+    def _meta_step(
+        self, batches, meta_batch, trainable, non_trainable, optimizer_vars, metrics_vars
+    ):
+        """`advance_meta_weighting` (Auto-λ) on the step's state; returns the
+        metric variables' values after it (the loss weighting's state among
+        them). ``h = J v`` comes from one ``jax.linearize`` of the task losses
+        (its transpose gives ``g = Jᵀλ``, itself the derivative along ``v``):
+        exact, one pass each way whatever the number of tasks; or a central
+        difference (`lookahead_products`)."""
+        fixed = (
+            list(zip(self.non_trainable_variables, non_trainable))
+            + list(zip(self.optimizer.variables, optimizer_vars))
+            + list(zip(self.metrics_variables, metrics_vars))
+        )
+
+        def losses(values):
+            return self.lookahead_losses(
+                list(zip(self.trainable_variables, values)) + fixed, batches
+            )
+
+        def meta_loss(values):
+            mapping = list(zip(self.trainable_variables, values)) + fixed
+            return self.lookahead_meta_loss(mapping, meta_batch)
+
+        def meta_products(weights, learning_rate):
+            _, linear = jax.linearize(losses, list(trainable))
+            (g,) = jax.linear_transpose(linear, list(trainable))(jnp.asarray(weights, "float32"))
+            lookahead = self.lookahead_parameters(list(trainable), g, learning_rate)
+            v = jax.grad(meta_loss)(lookahead)
+            return self.lookahead_products(trainable, v, batches, fixed, lambda: linear(v))
+
+        mapping = list(zip(self.trainable_variables, trainable)) + fixed
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            self.advance_meta_weighting(meta_products)
+        return _current(scope, self.metrics_variables, metrics_vars)
 
     def _forward_path_update(self, reached, linear, vjp, trainable):
         """`scalar_censored_update` from the linearized task objectives: ``linear``

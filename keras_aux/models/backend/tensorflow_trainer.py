@@ -9,6 +9,7 @@ Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224). See docs/censoring.m
 """
 
 import contextlib
+import functools
 
 import tensorflow as tf
 
@@ -37,6 +38,9 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
     def train_step(self, data):
         """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
         batches = self._task_batches(data, training=True)
+        meta_batch = self._meta_batch(data)
+        if meta_batch is not None:
+            self.advance_meta_weighting(functools.partial(self._meta_products, batches, meta_batch))
         needed = self._gradients_needed()
         self.snapshot_loss_weighting_parameters()  # logged as the step began
         with tf.GradientTape(persistent=needed in ("tasks", "forward")) as tape:
@@ -66,6 +70,43 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
             update, applied = self.censored_update(primary, auxiliary)
             distribution.apply_gradients(self.optimizer, update, variables, all_reduced=True)
         return self.step_logs(batches, task_losses, predictions, primary, auxiliary, applied)
+
+    def _meta_products(self, batches, meta_batch, weights, learning_rate):
+        """Auto-λ's ``h_i = ⟨∇L_i(θ), v⟩``, ``v = ∇L_meta(θ′)`` at the look-ahead
+        ``θ′ = θ − α g``, ``g = Σ_i λ_i ∇L_i(θ)``, exactly: ``g`` is taken under
+        a second tape that watches λ, whose gradient along ``v`` is then
+        ``J v``, every task's derivative along ``v`` at once (as
+        `_forward_path_update`), or a central difference
+        (`lookahead_products`). Every forward pass reads the variables through
+        a `keras.StatelessScope`, so none of them changes."""
+        variables = [v for v in self.trainable_variables]
+        theta = [tf.convert_to_tensor(v.value) for v in variables]
+        weights = tf.convert_to_tensor(weights, tf.float32)
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(weights)
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch(theta)
+                losses = self.lookahead_losses(list(zip(variables, theta)), batches)
+            g = inner.gradient(losses, theta, output_gradients=weights)
+            g = [None if d is None else distribution.dense(d) for d in g]
+        lookahead = self.lookahead_parameters(theta, g, learning_rate)
+        with tf.GradientTape(watch_accessed_variables=False) as meta_tape:
+            meta_tape.watch(lookahead)
+            meta_loss = self.lookahead_meta_loss(list(zip(variables, lookahead)), meta_batch)
+        v = [
+            None if u is None else distribution.dense(u)
+            for u in meta_tape.gradient(meta_loss, lookahead)
+        ]
+
+        def exact():
+            present = [(d, u) for d, u in zip(g, v) if d is not None and u is not None]
+            if not present:
+                return tf.zeros_like(weights)
+            return outer.gradient(
+                [d for d, _ in present], weights, output_gradients=[u for _, u in present]
+            )
+
+        return self.lookahead_products(theta, v, batches, [], exact)
 
     def _forward_path_update(self, tape, objectives, variables):
         """`scalar_censored_update` from a fixed number of passes over the tape.
