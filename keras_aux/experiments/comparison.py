@@ -36,33 +36,20 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_aux import censoring, weighting
 from keras_aux.censoring.aggregation import AsymmetricGradVac, AuxiliaryAggregated
 from keras_aux.datasets.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.experiments import reporting, synthetic
 from keras_aux.hierarchy import coarse_and_fine
 from keras_aux.learned import MetaBalance, OLAux
 from keras_aux.models import AuxiliaryModel, zip_tasks
+from keras_aux.utils.optional import require_tensorflow
 
 FIELDS = ["part", "situation", "method", "seed", "metric", "epochs", "seconds"]
 BATCH = 100
-AGGREGATORS = (
-    "upgrad",
-    "dual_proj",
-    "mgda",
-    "imtl_g",
-    "aligned_mtl",
-    "cagrad",
-    "nash_mtl",
-    "gradvac",
-    "fairgrad",
-    "graddrop",
-    "config",
-    "random",
-    "pcgrad",
-)
-WEIGHTINGS = ("uncertainty", "dwa", "gradnorm", "gls", "rlw", "famo")
+AGGREGATORS = (*censoring.AGGREGATOR_NAMES, "gradvac", "pcgrad")
+WEIGHTINGS = weighting.NAMES
 
 
 def _methods():
@@ -206,6 +193,7 @@ def _compile(model, method, loss, steps, metrics=None):
 
 
 def _fit(model, primary, auxiliary, validation, max_epochs, patience, seed):
+    tf = require_tensorflow("for keras_aux.experiments.comparison (tf.data datasets)")
     primary = tf.data.Dataset.from_tensor_slices(primary)
     primary = primary.shuffle(len(primary), seed=seed).batch(BATCH)
     n = len(auxiliary[1])

@@ -1,9 +1,13 @@
 import os
 
 import numpy as np
+import pytest
 from scipy import stats
 
-from keras_aux.experiments import comparison
+# The benchmark's runs feed `fit` through tf.data (zip_tasks): TensorFlow only.
+pytest.importorskip("tensorflow")
+
+from keras_aux.experiments import comparison  # noqa: E402
 from keras_aux.testing.test_case import TestCase
 
 
