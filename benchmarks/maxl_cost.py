@@ -28,10 +28,9 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 
-from keras_aux.experiments.reporting import write_markdown
+from keras_aux.experiments.reporting import backend_description, write_markdown
 from keras_aux.losses import FocalLoss
 from keras_aux.maxl import MAXL, conv4_backbone, single_task_network
 
@@ -99,7 +98,6 @@ def configurations():
 
 def main(argv):
     del argv
-    tf.get_logger().setLevel("ERROR")
     jobs = []
     for jit in [s.lower() == "true" for s in FLAGS.xla]:
         for label, make in configurations():
@@ -120,7 +118,7 @@ def main(argv):
         "# MAXL train-step cost relative to Single",
         "",
         f"`python -m benchmarks.maxl_cost --rounds={FLAGS.rounds} --steps={FLAGS.steps}` on "
-        f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs, TensorFlow {tf.__version__}, "
+        f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs, {backend_description()}, "
         f"Keras {keras.__version__}); 4-layer ConvNet (32-64-128-256) on 28×28×1, ψ = 3 × 10, "
         f"batch {FLAGS.batch_size}, SGD; median of {FLAGS.rounds * FLAGS.steps} steps per "
         "configuration in interleaved rounds; one run. Ratio = median step ÷ the Single step with "

@@ -16,6 +16,22 @@ import numpy as np
 from keras_aux.utils.optional import require
 
 
+def backend_description():
+    """``"TensorFlow 2.x"`` or ``"JAX 0.x"``: the Keras backend and its version, for tables."""
+    import keras
+
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return f"TensorFlow {tf.__version__}"
+    if name == "jax":
+        import jax
+
+        return f"JAX {jax.__version__}"
+    return name
+
+
 def write_markdown(lines, path):
     """Joins ``lines`` into a markdown document, prints it and writes it to ``path``.
 

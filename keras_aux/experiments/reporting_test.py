@@ -52,3 +52,15 @@ class PairBySeedTest(TestCase):
         ours, theirs = reporting.pair_by_seed({3: "c", 1: "a", 7: "x"}, {1: "A", 3: "C", 5: "y"})
         self.assertEqual((ours, theirs), (["a", "c"], ["A", "C"]))
         self.assertEqual(reporting.pair_by_seed({0: 1.0}, {1: 2.0}), ([], []))
+
+
+class BackendDescriptionTest(TestCase):
+    def test_names_the_running_backend_and_its_version(self):
+        import importlib
+
+        import keras
+
+        name = keras.backend.backend()
+        module = importlib.import_module({"tensorflow": "tensorflow", "jax": "jax"}[name])
+        expected = {"tensorflow": "TensorFlow", "jax": "JAX"}[name]
+        self.assertEqual(reporting.backend_description(), f"{expected} {module.__version__}")

@@ -35,8 +35,8 @@ class AutoLambda(LossWeighting):
     along ``∇L_meta(θ′)``; the reference's central difference is an option),
     and the look-ahead is the compiled optimizer's next step: Keras's SGD
     rule (momentum, Nesterov) for `keras.optimizers.SGD`, plain SGD for any
-    other optimizer (the reference's rule for an optimizer without momentum);
-    weight decay is left out of it.
+    other optimizer (the reference's rule for an optimizer without momentum),
+    after the optimizer's ``weight_decay`` (Keras's decoupled ``θ − α w θ``).
 
     Args:
         learning_rate: the meta optimiser's (Adam) learning rate (1e-4, as the

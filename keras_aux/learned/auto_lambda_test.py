@@ -57,8 +57,11 @@ def numpy_losses_and_gradients(params, x, targets):
     return result
 
 
-def numpy_sgd_step(params, grads, alpha, momentum=0.0, velocity=None, nesterov=False):
-    """Keras's SGD step: ``(params, velocity)``."""
+def numpy_sgd_step(
+    params, grads, alpha, momentum=0.0, velocity=None, nesterov=False, weight_decay=0.0
+):
+    """Keras's SGD step: ``(params, velocity)``; its weight decay is decoupled, applied first."""
+    params = {n: p - alpha * weight_decay * p for n, p in params.items()}
     if velocity is None:
         return {n: p - alpha * grads[n] for n, p in params.items()}, None
     velocity = {n: momentum * velocity[n] - alpha * grads[n] for n in params}
@@ -220,6 +223,35 @@ class AutoLambdaStepTest(TestCase):
                 self.assertAllClose(state["weights"], weights, atol=1e-6, rtol=1e-5, msg=msg)
                 for name, value in parameters(model).items():
                     self.assertAllClose(value, expected[name], atol=1e-5, rtol=1e-5, msg=name)
+
+    def test_the_lookahead_takes_the_optimizers_weight_decay(self):
+        alpha, meta_lr, decay = 0.2, 0.01, 0.5
+        cases = {
+            "sgd momentum": (keras.optimizers.SGD(alpha, momentum=0.9, weight_decay=decay), 0.9),
+            "adamw": (keras.optimizers.AdamW(alpha, weight_decay=decay), None),
+        }
+        for label, (optimizer, mu) in cases.items():
+            model = tanh_model(seed=5)
+            model.compile(
+                optimizer=optimizer,
+                loss={"label": "mse", "aux": "mse"},
+                loss_weighting=RecordingAutoLambda(learning_rate=meta_lr),
+            )
+            params = parameters(model)
+            (x, y), meta = batches(13, 1)[0]
+            batch64 = (x.astype(np.float64), {t: y[t].astype(np.float64) for t in y})
+            meta64 = (meta[0].astype(np.float64), meta[1].astype(np.float64))
+            # AdamW's look-ahead is plain SGD after the decay (the reference's rule).
+            sgd = dict(weight_decay=decay)
+            if mu is not None:
+                sgd.update(momentum=mu, velocity={n: np.zeros_like(p) for n, p in params.items()})
+            h = numpy_products(params, batch64, meta64, np.full(2, 0.1), alpha, **sgd)
+            without = numpy_products(params, batch64, meta64, np.full(2, 0.1), alpha)
+            model.fit(task_data([((x, y), meta)]), epochs=1, verbose=0)
+            products = model.loss_weighting_state["products"]
+            self.assertAllClose(products, h, atol=1e-5, rtol=1e-5, msg=label)
+            # The decay moves θ′ enough that leaving it out would fail the check above.
+            self.assertGreater(np.max(np.abs(h - without)), 1e-3, msg=label)
 
     def test_central_difference_approximates_the_exact_products(self):
         alpha = 0.5

@@ -1298,11 +1298,16 @@ class BaseAuxiliaryTrainer:
             task_losses, _ = self._forward([meta_batch], training=True)
             return self._global_value(task_losses[self.primary])
 
-    def _lookahead_optimizer(self):
-        """The compiled `keras.optimizers.SGD` when it has momentum, else None."""
+    def _unscaled_optimizer(self):
+        """The compiled optimizer, inside its `LossScaleOptimizer` if any."""
         optimizer = self.optimizer
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = optimizer.inner_optimizer
+            return optimizer.inner_optimizer
+        return optimizer
+
+    def _lookahead_optimizer(self):
+        """The compiled `keras.optimizers.SGD` when it has momentum, else None."""
+        optimizer = self._unscaled_optimizer()
         if isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum:
             return optimizer
         return None
@@ -1319,8 +1324,13 @@ class BaseAuxiliaryTrainer:
         ``g`` (one value or None per trainable variable) when it is
         `keras.optimizers.SGD` with momentum, ``θ + μ m − α g`` (Nesterov:
         ``θ + μ(μ m − α g) − α g``, ``m`` its velocity), else plain SGD
-        ``θ − α g`` (the reference's rule for optimizers without momentum)."""
+        ``θ − α g`` (the reference's rule for optimizers without momentum);
+        with the compiled optimizer's ``weight_decay`` ``w``, ``θ`` first
+        becomes ``θ − α w θ`` (Keras's decoupled decay, before the step). As
+        in the reference, every trainable variable is decayed: Keras has no
+        public query of `exclude_from_weight_decay`."""
         optimizer = self._lookahead_optimizer()
+        decay = self._unscaled_optimizer().weight_decay
         velocities = [None] * len(theta)
         momentum = 0.0
         if optimizer is not None:
@@ -1342,6 +1352,8 @@ class BaseAuxiliaryTrainer:
                 lookahead.append(t)
                 continue
             step = -ops.cast(learning_rate, t.dtype) * d
+            if decay:
+                t = t - ops.cast(learning_rate * decay, t.dtype) * t
             if m is not None:
                 velocity = momentum * m + step
                 step = momentum * velocity + step if optimizer.nesterov else velocity
