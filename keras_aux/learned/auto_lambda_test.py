@@ -294,6 +294,40 @@ class AutoLambdaStepTest(TestCase):
         self.assertAllClose(norm.moving_variance, expected.moving_variance, atol=1e-6)
 
 
+class MixedPrecisionTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        self.addCleanup(keras.mixed_precision.set_global_policy, previous)
+
+    def test_the_meta_passes_are_loss_scaled(self):
+        # Losses of order 1e-7: their float16 gradients would underflow to zero without the
+        # loss scale (the products are then O(c²) = 1e-14, still normal in float32).
+        c, alpha = 1e-7, 0.5
+
+        def tiny_mse(y_true, y_pred):
+            return c * keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+        model = tanh_model(seed=6)
+        model.compile(
+            optimizer=keras.optimizers.SGD(alpha),
+            loss={"label": tiny_mse, "aux": tiny_mse},
+            loss_weighting=RecordingAutoLambda(),
+        )
+        self.assertIsInstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        params = parameters(model)
+        (x, y), meta = batches(14, 1)[0]
+        batch64 = (x.astype(np.float64), {t: y[t].astype(np.float64) for t in y})
+        meta64 = (meta[0].astype(np.float64), meta[1].astype(np.float64))
+        # L = c · MSE: each gradient carries c, the look-ahead step α c g.
+        h = c**2 * numpy_products(params, batch64, meta64, np.full(2, 0.1), alpha * c)
+        model.fit(task_data([((x, y), meta)]), epochs=1, verbose=0)
+        products = np.asarray(model.loss_weighting_state["products"], np.float64)
+        # float16 forward passes: about 1e-3 relative; without the scale they are 0.
+        self.assertAllClose(products, h, rtol=3e-2, atol=3e-2 * np.abs(h).max())
+
+
 class AutoLambdaFitTest(TestCase):
     def compiled(self):
         model = tanh_model()

@@ -1298,6 +1298,14 @@ class BaseAuxiliaryTrainer:
             task_losses, _ = self._forward([meta_batch], training=True)
             return self._global_value(task_losses[self.primary])
 
+    def meta_loss_scale(self):
+        """The factor on the losses of Auto-λ's meta passes: mixed precision's
+        current loss scale (float16 gradients of small losses would underflow
+        to zero), 1 without a `keras.optimizers.LossScaleOptimizer`. The
+        backends divide it out of every gradient and product."""
+        scale = self._loss_scale()
+        return ops.convert_to_tensor(1.0, "float32") if scale is None else scale
+
     def _unscaled_optimizer(self):
         """The compiled optimizer, inside its `LossScaleOptimizer` if any."""
         optimizer = self.optimizer

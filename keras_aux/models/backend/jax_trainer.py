@@ -172,11 +172,17 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
             return self.lookahead_meta_loss(mapping, meta_batch)
 
         def meta_products(weights, learning_rate):
+            # Mixed precision: every pass runs on loss-scaled values (`meta_loss_scale`).
+            scale = self.meta_loss_scale()
             _, linear = jax.linearize(losses, list(trainable))
-            (g,) = jax.linear_transpose(linear, list(trainable))(jnp.asarray(weights, "float32"))
+            cotangent = jnp.asarray(weights, "float32") * scale
+            (g,) = jax.linear_transpose(linear, list(trainable))(cotangent)
+            g = [d / scale for d in g]
             lookahead = self.lookahead_parameters(list(trainable), g, learning_rate)
-            v = jax.grad(meta_loss)(lookahead)
-            return self.lookahead_products(trainable, v, batches, fixed, lambda: linear(v))
+            v = [u / scale for u in jax.grad(lambda t: meta_loss(t) * scale)(lookahead)]
+            return self.lookahead_products(
+                trainable, v, batches, fixed, lambda: linear([u * scale for u in v]) / scale
+            )
 
         mapping = list(zip(self.trainable_variables, trainable)) + fixed
         with keras.StatelessScope(state_mapping=mapping) as scope:

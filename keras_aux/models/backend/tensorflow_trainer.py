@@ -79,32 +79,35 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
         `_forward_path_update`), or a central difference
         (`lookahead_products`). Every forward pass reads the variables through
         a `keras.StatelessScope`, so none of them changes."""
-        variables = [v for v in self.trainable_variables]
+        variables = list(self.trainable_variables)
         theta = [tf.convert_to_tensor(v.value) for v in variables]
         weights = tf.convert_to_tensor(weights, tf.float32)
+        # Mixed precision: every backward pass runs on loss-scaled values (`meta_loss_scale`).
+        scale = self.meta_loss_scale()
         with tf.GradientTape(watch_accessed_variables=False) as outer:
             outer.watch(weights)
             with tf.GradientTape(watch_accessed_variables=False) as inner:
                 inner.watch(theta)
                 losses = self.lookahead_losses(list(zip(variables, theta)), batches)
-            g = inner.gradient(losses, theta, output_gradients=weights)
-            g = [None if d is None else distribution.dense(d) for d in g]
+            g = inner.gradient(losses, theta, output_gradients=weights * scale)
+            g = [None if d is None else distribution.dense(d) / scale for d in g]
         lookahead = self.lookahead_parameters(theta, g, learning_rate)
         with tf.GradientTape(watch_accessed_variables=False) as meta_tape:
             meta_tape.watch(lookahead)
             meta_loss = self.lookahead_meta_loss(list(zip(variables, lookahead)), meta_batch)
         v = [
-            None if u is None else distribution.dense(u)
-            for u in meta_tape.gradient(meta_loss, lookahead)
+            None if u is None else distribution.dense(u) / scale
+            for u in meta_tape.gradient(meta_loss, lookahead, output_gradients=scale)
         ]
 
         def exact():
             present = [(d, u) for d, u in zip(g, v) if d is not None and u is not None]
             if not present:
                 return tf.zeros_like(weights)
-            return outer.gradient(
-                [d for d, _ in present], weights, output_gradients=[u for _, u in present]
+            products = outer.gradient(
+                [d for d, _ in present], weights, output_gradients=[u * scale for _, u in present]
             )
+            return products / scale
 
         return self.lookahead_products(theta, v, batches, [], exact)
 
