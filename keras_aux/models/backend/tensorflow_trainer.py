@@ -101,13 +101,8 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
         ]
 
         def exact():
-            present = [(d, u) for d, u in zip(g, v) if d is not None and u is not None]
-            if not present:
-                return tf.zeros_like(weights)
-            products = outer.gradient(
-                [d for d, _ in present], weights, output_gradients=[u * scale for _, u in present]
-            )
-            return products / scale
+            scaled = [None if u is None else u * scale for u in v]
+            return _derivatives_along(outer, g, weights, scaled) / scale
 
         return self.lookahead_products(theta, v, batches, [], exact)
 
@@ -146,11 +141,7 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
         primary, total_reduced = flat[: len(variables)], flat[len(variables) :]
 
         def directional(tangent):
-            # A variable without a tangent (one p does not reach) adds nothing: left out.
-            present = [(g, t) for g, t in zip(total, tangent) if t is not None]
-            along = outer.gradient(
-                [g for g, _ in present], cotangent, output_gradients=[t for _, t in present]
-            )
+            along = _derivatives_along(outer, total, cotangent, tangent)
             (along,) = distribution.all_reduce_sum([along])
             return tf.unstack(along)[1:]
 
@@ -168,3 +159,16 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
         """Per-task losses and compiled metrics, without gradients; auxiliary
         tasks without targets are left out."""
         return self.evaluate_batches(data)
+
+
+def _derivatives_along(outer, gradients, weights, tangent):
+    """``J t``: every task's derivative along ``tangent``, from ``gradients`` =
+    ``Jᵀ weights`` taken under the tape ``outer`` that watches ``weights``
+    (forward mode by reverse over reverse: the gradient of ``⟨Jᵀw, t⟩`` in
+    ``w``). A variable without a gradient or a tangent adds nothing."""
+    present = [(g, t) for g, t in zip(gradients, tangent) if g is not None and t is not None]
+    if not present:
+        return tf.zeros_like(weights)
+    return outer.gradient(
+        [g for g, _ in present], weights, output_gradients=[t for _, t in present]
+    )
