@@ -122,7 +122,9 @@ class Censor:
     A third, ``uses_reference`` (default True), is False when ``update``
     never reads ``reference`` (``Multitask``, ``SingleTask``): a moving
     average of the primary gradient (`MovingAverage`) would change nothing
-    there, so it is refused.
+    there, so it is refused. A fourth, ``needs_meta_batch`` (default False),
+    is True when the method learns from a meta batch of the primary task
+    beside every training batch (`keras_aux.learned.AuxiNash`).
 
     Reference: Lemaire 2018 and Du et al. 2018 (arXiv:1812.02224) for the
     methods; the design follows optax's ``GradientTransformation``. See
@@ -132,6 +134,7 @@ class Censor:
     needs_auxiliary_gradients = True
     is_linear = False
     uses_reference = True
+    needs_meta_batch = False
 
     scalar_form = None
     """Whether the train step may take the *forward gradient path*

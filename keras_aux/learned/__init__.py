@@ -12,18 +12,25 @@ Each is a `keras_aux.censoring.Censor`: pass an instance as
 restored, left untouched by a skipped step) and what they learn is logged
 with every step (`Censor.logs`). See docs/learned_weighting.md.
 
+`AuxiNash` (Shamsian et al., ICML 2023) is one too, with a meta batch: Nash
+bargaining weights whose asymmetric powers are learned every few steps by
+implicit differentiation of the primary loss on a meta batch
+(`keras_aux.models.with_meta_batches`, a held-out split by default).
+
 `AutoLambda` (Liu et al., TMLR 2022) is a loss weighting instead
 (``compile(loss_weighting=AutoLambda())``): per-task weights learned from a
 one-step look-ahead on a meta batch (`keras_aux.models.with_meta_batches`).
 """
 
 from keras_aux.learned.auto_lambda import AutoLambda
+from keras_aux.learned.auxinash import AuxiNash
 from keras_aux.learned.fork_merge import BranchWeights, ForkMerge, plot_merge_weights
 from keras_aux.learned.metabalance import MetaBalance
 from keras_aux.learned.ol_aux import OLAux
 
 __all__ = [
     "AutoLambda",
+    "AuxiNash",
     "BranchWeights",
     "ForkMerge",
     "MetaBalance",

@@ -34,6 +34,7 @@ from keras import ops
 from keras_aux import censoring as censoring_lib
 from keras_aux import compat
 from keras_aux import weighting as weighting_lib
+from keras_aux.models import implicit
 from keras_aux.models import logs as logs_lib
 from keras_aux.models.task_data import TaskData
 from keras_aux.models.task_metrics import TaskMetrics, per_task
@@ -1256,27 +1257,39 @@ class BaseAuxiliaryTrainer:
             batches.append((xa, self._targets_by_task(xa, ya, [task]), wa))
         return batches
 
+    def _censor_needs_meta_batch(self):
+        """Whether the compiled censoring method learns from a meta batch (AuxiNash)."""
+        return self._tasks.censor.needs_meta_batch
+
     def _meta_batch(self, data):
         """The training step's meta batch ``(x, {primary: y}, sample_weight)``
         (`TaskData.meta`), or None; refused when the compiled loss weighting
-        needs one and the data has none, or the data has one and nothing
-        uses it."""
+        or censoring method needs one and the data has none, or the data has
+        one and nothing uses it."""
         meta = data.meta if isinstance(data, TaskData) else None
         weighting = self._tasks.weighting
-        needs = weighting is not None and weighting.needs_meta_batch
+        if self._censor_needs_meta_batch():
+            user = f"censoring={self._tasks.censor!r}"
+            implicit.check_supported(self)
+            needs = True
+        else:
+            user = f"loss_weighting={weighting!r}"
+            needs = weighting is not None and weighting.needs_meta_batch
         if needs and meta is None:
             raise ValueError(
-                f"loss_weighting={weighting!r} learns from a meta batch of the primary task "
-                "beside every training batch, and the data has none: pass "
-                "keras_aux.models.with_meta_batches(train_dataset) (or zip_tasks(..., meta=...))."
+                f"{user} learns from a meta batch of the primary task beside every training "
+                "batch, and the data has none: pass "
+                "keras_aux.models.with_meta_batches(train_dataset, meta=...) (or "
+                "zip_tasks(..., meta=...))."
             )
         if meta is None:
             return None
         if not needs:
             raise ValueError(
                 f"The data has meta batches (`TaskData.meta`), but loss_weighting={weighting!r} "
-                "does not use them: compile with one that does (keras_aux.learned.AutoLambda) "
-                "or leave `meta` out."
+                f"does not use them, nor does censoring={self._tasks.censor!r}: compile with one "
+                "that does (keras_aux.learned.AutoLambda, keras_aux.learned.AuxiNash) or leave "
+                "`meta` out."
             )
         if not isinstance(meta, (list, tuple)):
             meta = (meta,)
@@ -1445,7 +1458,7 @@ class BaseAuxiliaryTrainer:
             return "total"
         return "tasks"
 
-    def censored_update(self, primary, auxiliary):
+    def censored_update(self, primary, auxiliary, implicit_terms=None):
         """The gradients to apply from the task gradients, and whether the step applies.
 
         Censoring (and its state, a moving average) sees true gradients under
@@ -1453,6 +1466,12 @@ class BaseAuxiliaryTrainer:
         of two, so dividing and multiplying back is exact. The new censoring
         state is assigned only if the update is finite, the step a
         `LossScaleOptimizer` applies (`assign_censor_state`).
+
+        Args:
+            primary, auxiliary: the task gradients.
+            implicit_terms: for a censoring method with a meta batch
+                (AuxiNash), the backend's part of its hyper-step
+                (`keras_aux.models.implicit.advance_censor_state`).
 
         Returns:
             ``(gradients, applied)``: loss-scaled like the task gradients, and
@@ -1464,6 +1483,10 @@ class BaseAuxiliaryTrainer:
             auxiliary = [self._scaled(grads, 1.0 / scale) for grads in auxiliary]
         grads, new_state = self.combine_gradients(primary, auxiliary)
         applied = self.all_finite(grads)
+        if implicit_terms is not None:
+            new_state = implicit.advance_censor_state(
+                self, primary, auxiliary, new_state, implicit_terms
+            )
         self.assign_censor_state(new_state, applied)
         if scale is not None:
             grads = self._scaled(grads, scale)

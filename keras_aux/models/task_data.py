@@ -73,7 +73,9 @@ def with_meta_batches(train, meta=None, seed=None):
     over the training set with its own shuffle"; by default ``meta`` is that:
     ``train`` unbatched, reshuffled (buffer: the whole dataset, ``seed``)
     and batched again with the batch size of ``train``'s first batch,
-    repeated so that ``train`` sets the epoch length.
+    repeated so that ``train`` sets the epoch length. AuxiNash (Shamsian et
+    al. 2023) should rather get a held-out split of the primary task as
+    ``meta`` (docs/learned_weighting.md explains why).
 
     Args:
         train: ``tf.data.Dataset`` of batched ``(x, y[, w])``, ``y`` every

@@ -123,23 +123,28 @@ def min_norm_frank_wolfe(gramian, epsilon=1e-3, max_iters=100):
     return alpha
 
 
-def solve_power_equation(gramian, alpha=1.0, regularization=1e-9, iterations=60):
-    """The positive ``x`` with ``G x = x^(−1/α)`` (elementwise power).
+def solve_power_equation(gramian, alpha=1.0, regularization=1e-9, iterations=60, powers=None):
+    """The positive ``x`` with ``G x = c ⊙ x^(−1/α)`` (elementwise; ``c = powers``, 1 by default).
 
     Nash-MTL's bargaining solution is ``α = 1`` (``G x = 1/x``, Navon et al.
     2022, Eq. 3 of "Multi-Task Learning as a Bargaining Game"); FairGrad's
     weights solve it for its α (Ban & Ji 2024, Eq. 4 of "Fair Resource
-    Allocation in Multi-Task Learning").
+    Allocation in Multi-Task Learning"). With positive ``powers`` ``c`` and
+    ``α = 1`` it is AuxiNash's asymmetric bargaining solution,
+    ``xᵢ (G x)ᵢ = cᵢ`` (Shamsian et al. 2023, "Auxiliary Learning as an
+    Asymmetric Bargaining Game").
 
-    ``x`` minimises the strictly convex ``½ xᵀ Ĝ x − Σ h(xᵢ)`` with
+    ``x`` minimises the strictly convex ``½ xᵀ Ĝ x − Σ cᵢ h(xᵢ)`` with
     ``h' (x) = x^(−1/α)``, where ``Ĝ = G / s + regularization · I`` and ``s``
     the mean of ``diag(G)``; then ``x = x̂ · s^(−α/(α+1))``. Solver:
     ``iterations`` damped Newton steps (step ``1/(1 + λ)``, ``λ`` the Newton
     decrement, and at most 0.9 of the way to the boundary ``x = 0``) from the
-    solution for orthogonal rows, ``x̂ᵢ = Ĝᵢᵢ^(−α/(α+1))``. For ``α = 1``
+    solution for orthogonal rows, ``x̂ᵢ = (Ĝᵢᵢ / cᵢ)^(−α/(α+1))``. For ``α = 1``
     the function is self-concordant and damped Newton converges globally and
-    then quadratically; 60 iterations reach rounding accuracy on the random
-    matrices of docs/aggregation.md. The regularization (relative 10⁻⁹, invisible in float32 except on
+    then quadratically (for powers below 1 the function is not self-concordant
+    but the boundary guard keeps the iterates positive); 60 iterations reach rounding accuracy on
+    the random matrices of docs/aggregation.md, and with powers down to 10⁻⁴
+    (docs/learned_weighting.md, AuxiNash). The regularization (relative 10⁻⁹, invisible in float32 except on
     zero rows) keeps
     a solution when a positive combination of the rows vanishes.
 
@@ -151,11 +156,12 @@ def solve_power_equation(gramian, alpha=1.0, regularization=1e-9, iterations=60)
     safe_scale = ops.where(scale > 0, scale, ops.ones_like(scale))
     g = gramian / safe_scale + regularization * _eye(k, dtype)
     p = alpha / (alpha + 1.0)
-    x0 = ops.power(ops.maximum(ops.diagonal(g), regularization), -p)
+    c = ops.ones((k,), dtype) if powers is None else ops.cast(powers, dtype)
+    x0 = ops.power(ops.maximum(ops.diagonal(g), regularization) / c, -p)
 
     def body(_, x):
-        grad = ops.matmul(g, x) - ops.power(x, -1.0 / alpha)
-        hess = g + ops.diag(ops.power(x, -1.0 / alpha - 1.0) / alpha)
+        grad = ops.matmul(g, x) - c * ops.power(x, -1.0 / alpha)
+        hess = g + ops.diag(c * ops.power(x, -1.0 / alpha - 1.0) / alpha)
         dx = -ops.linalg.solve(hess, grad[:, None])[:, 0]
         decrement = ops.sqrt(ops.maximum(-ops.sum(grad * dx), 0.0))
         to_boundary = ops.min(ops.where(dx < 0, -x / ops.where(dx < 0, dx, -1.0), 1e30))

@@ -97,7 +97,12 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
         trainable, non_trainable, optimizer_vars, metrics_vars = state
         batches = self._task_batches(data, training=True)
         meta_batch = self._meta_batch(data)
-        if meta_batch is not None:
+        implicit_terms = None
+        if meta_batch is not None and self._censor_needs_meta_batch():
+            implicit_terms = self._implicit_terms(
+                batches, meta_batch, trainable, non_trainable, optimizer_vars, metrics_vars
+            )
+        elif meta_batch is not None:
             metrics_vars = self._meta_step(
                 batches, meta_batch, trainable, non_trainable, optimizer_vars, metrics_vars
             )
@@ -136,7 +141,7 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
                 update, applied = self._forward_path_update(reached, linear, vjp, trainable)
             else:
                 primary, *auxiliary = grads
-                update, applied = self.censored_update(primary, auxiliary)
+                update, applied = self.censored_update(primary, auxiliary, implicit_terms)
             logs = self.step_logs(batches, task_losses, predictions, primary, auxiliary, applied)
         metrics_vars = _current(scope, self.metrics_variables, metrics_vars)
         with warnings.catch_warnings():
@@ -188,6 +193,39 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
         with keras.StatelessScope(state_mapping=mapping) as scope:
             self.advance_meta_weighting(meta_products)
         return _current(scope, self.metrics_variables, metrics_vars)
+
+    def _implicit_terms(
+        self, batches, meta_batch, trainable, non_trainable, optimizer_vars, metrics_vars
+    ):
+        """AuxiNash's hyper-step terms (``fn(weights, shared) -> (meta_gradient,
+        hvp)``, `keras_aux.models.implicit`) at the step's state: ``∇_W L_meta``
+        by ``jax.grad``, and ``v ↦ H v`` from one ``jax.linearize`` of the
+        gradient of ``Σᵢ wᵢ Lᵢ`` (forward over reverse), both in the variables
+        of index in ``shared``, the others held at their values."""
+        fixed = (
+            list(zip(self.non_trainable_variables, non_trainable))
+            + list(zip(self.optimizer.variables, optimizer_vars))
+            + list(zip(self.metrics_variables, metrics_vars))
+        )
+
+        def implicit_terms(weights, shared):
+            def mapping(values):
+                current = list(trainable)
+                for i, value in zip(shared, values):
+                    current[i] = value
+                return list(zip(self.trainable_variables, current)) + fixed
+
+            def objective(values):
+                return jnp.sum(weights * self.lookahead_losses(mapping(values), batches))
+
+            shared_values = [trainable[i] for i in shared]
+            meta_gradient = jax.grad(
+                lambda values: self.lookahead_meta_loss(mapping(values), meta_batch)
+            )(shared_values)
+            _, hvp = jax.linearize(jax.grad(objective), shared_values)
+            return meta_gradient, hvp
+
+        return implicit_terms
 
     def _forward_path_update(self, reached, linear, vjp, trainable):
         """`scalar_censored_update` from the linearized task objectives: ``linear``

@@ -39,7 +39,10 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
         """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
         batches = self._task_batches(data, training=True)
         meta_batch = self._meta_batch(data)
-        if meta_batch is not None:
+        implicit_terms = None
+        if meta_batch is not None and self._censor_needs_meta_batch():
+            implicit_terms = functools.partial(self._implicit_terms, batches, meta_batch)
+        elif meta_batch is not None:
             self.advance_meta_weighting(functools.partial(self._meta_products, batches, meta_batch))
         needed = self._gradients_needed()
         self.snapshot_loss_weighting_parameters()  # logged as the step began
@@ -67,7 +70,7 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
             primary, *auxiliary = [
                 flat[i * len(variables) : (i + 1) * len(variables)] for i in range(len(grads))
             ]
-            update, applied = self.censored_update(primary, auxiliary)
+            update, applied = self.censored_update(primary, auxiliary, implicit_terms)
             distribution.apply_gradients(self.optimizer, update, variables, all_reduced=True)
         return self.step_logs(batches, task_losses, predictions, primary, auxiliary, applied)
 
@@ -105,6 +108,49 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
             return _derivatives_along(outer, g, weights, scaled) / scale
 
         return self.lookahead_products(theta, v, batches, [], exact)
+
+    def _implicit_terms(self, batches, meta_batch, weights, shared):
+        """AuxiNash's hyper-step terms over the variables of index in ``shared``
+        (the others held at their values): ``∇_W L_meta`` on the meta batch,
+        and ``v ↦ H v``, ``H`` the Hessian of ``Σᵢ wᵢ Lᵢ`` on the step's
+        batches, by reverse over reverse (the gradient under a persistent
+        tape, differentiated along ``v``). Every forward pass reads the
+        variables through a `keras.StatelessScope`, so none of them changes.
+        Refused under a strategy with several replicas."""
+        if distribution.num_replicas() > 1:
+            raise ValueError(
+                f"censoring={self.censor!r} does not support a tf.distribute strategy with "
+                f"{distribution.num_replicas()} replicas: its hyper-step differentiates the "
+                "model on one device."
+            )
+        variables = list(self.trainable_variables)
+        theta = [tf.convert_to_tensor(v.value) for v in variables]
+        shared_values = [theta[i] for i in shared]
+
+        def mapping(values):
+            current = list(theta)
+            for i, value in zip(shared, values):
+                current[i] = value
+            return list(zip(variables, current))
+
+        with tf.GradientTape(watch_accessed_variables=False) as meta_tape:
+            meta_tape.watch(shared_values)
+            meta_loss = self.lookahead_meta_loss(mapping(shared_values), meta_batch)
+        meta_gradient = _dense_or_zeros(meta_tape.gradient(meta_loss, shared_values), shared_values)
+        weights = tf.convert_to_tensor(weights, tf.float32)
+        with tf.GradientTape(persistent=True, watch_accessed_variables=False) as outer:
+            outer.watch(shared_values)
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch(shared_values)
+                losses = self.lookahead_losses(mapping(shared_values), batches)
+                objective = tf.reduce_sum(weights * losses)
+            gradient = _dense_or_zeros(inner.gradient(objective, shared_values), shared_values)
+
+        def hvp(vector):
+            products = outer.gradient(gradient, shared_values, output_gradients=vector)
+            return _dense_or_zeros(products, shared_values)
+
+        return meta_gradient, hvp
 
     def _forward_path_update(self, tape, objectives, variables):
         """`scalar_censored_update` from a fixed number of passes over the tape.
@@ -172,3 +218,10 @@ def _derivatives_along(outer, gradients, weights, tangent):
     return outer.gradient(
         [g for g, _ in present], weights, output_gradients=[t for _, t in present]
     )
+
+
+def _dense_or_zeros(gradients, like):
+    """Dense gradients, zeros where a tape gave None (a variable a loss does not reach)."""
+    return [
+        tf.zeros_like(v) if g is None else distribution.dense(g) for g, v in zip(gradients, like)
+    ]
