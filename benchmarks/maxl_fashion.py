@@ -38,6 +38,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from keras_aux.experiments import maxl
+from keras_aux.experiments.options import set_tensorflow_threads
 from keras_aux.experiments.reporting import read_rows
 
 FLAGS = flags.FLAGS
@@ -59,9 +60,7 @@ flags.DEFINE_bool("summarize", False, "Only rewrite the table and plot from the 
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
-    if FLAGS.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    set_tensorflow_threads(FLAGS.threads)
     config = maxl.BenchmarkConfig(
         methods=tuple(FLAGS.methods),
         seeds=tuple(int(s) for s in FLAGS.seeds),

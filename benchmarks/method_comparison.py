@@ -4,7 +4,8 @@ the protocol in `keras_aux.experiments.comparison`).
 
 Resumable: each finished run is appended to ``--csv`` and skipped on restart; seeds are the
 outer loop, so a partial log gives every method the same seeds. ``--report_only`` writes the
-table (``--output``) and its plot (``.png`` beside it) from the CSV.
+table (``--output``), its plot (``.png`` beside it) and the learned weights' trajectories
+(``_weights.png``, from ``<csv stem>_weights.jsonl``) from the logs.
 
 Usage::
 
@@ -17,11 +18,13 @@ gradient"; Holm (1979); the papers of docs/aggregation.md, docs/weighting.md and
 docs/learned_weighting.md.
 """
 
+import multiprocessing
+
 import tensorflow as tf
 from absl import app, flags
 
 from keras_aux.experiments import comparison
-from keras_aux.experiments.reporting import read_rows
+from keras_aux.experiments.options import set_tensorflow_threads
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("parts", list(comparison.PARTS), "Parts, in this order: fashion, synthetic.")
@@ -34,34 +37,52 @@ flags.DEFINE_integer("fashion_max_epochs", 200, "Epoch cap of a Fashion-MNIST ru
 flags.DEFINE_integer("synthetic_max_epochs", 1000, "Epoch cap of a synthetic run.")
 flags.DEFINE_string("fashion_dir", None, "Fashion-MNIST files (default: the usual places).")
 flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads (0: default).")
-flags.DEFINE_bool("report_only", False, "Only write the table and plot from the CSV.")
+flags.DEFINE_bool("report_only", False, "Only write the table and plots from the logs.")
+flags.DEFINE_integer(
+    "runs_per_process", 100, "Runs per fresh process (XLA's code maps run out after ~200)."
+)
+
+
+def _run_batch(config, threads, max_runs):
+    """One batch of runs in a fresh (spawned) process."""
+    set_tensorflow_threads(threads)
+    tf.get_logger().setLevel("ERROR")
+    comparison.run(config, max_runs=max_runs)
 
 
 def main(argv):
     del argv
     tf.get_logger().setLevel("ERROR")
-    if FLAGS.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     if FLAGS.report_only:
-        comparison.summarize(read_rows(FLAGS.csv), FLAGS.output)
+        comparison.report(FLAGS.csv, FLAGS.output)
         return
     try:
         methods = comparison.validate_methods(FLAGS.methods)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    comparison.run(
-        comparison.ComparisonConfig(
-            parts=tuple(FLAGS.parts),
-            methods=methods,
-            seeds=tuple(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds)),
-            csv=FLAGS.csv,
-            output=FLAGS.output,
-            fashion_max_epochs=FLAGS.fashion_max_epochs,
-            synthetic_max_epochs=FLAGS.synthetic_max_epochs,
-            fashion_dir=FLAGS.fashion_dir,
-        )
+    config = comparison.ComparisonConfig(
+        parts=tuple(FLAGS.parts),
+        methods=methods,
+        seeds=tuple(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds)),
+        csv=FLAGS.csv,
+        output=FLAGS.output,
+        fashion_max_epochs=FLAGS.fashion_max_epochs,
+        synthetic_max_epochs=FLAGS.synthetic_max_epochs,
+        fashion_dir=FLAGS.fashion_dir,
     )
+    spawn = multiprocessing.get_context("spawn")
+    left = len(comparison.pending(config))
+    while left:
+        batch = spawn.Process(
+            target=_run_batch, args=(config, FLAGS.threads, FLAGS.runs_per_process)
+        )
+        batch.start()
+        batch.join()
+        before, left = left, len(comparison.pending(config))
+        if batch.exitcode != 0:
+            print(f"A batch process ended with exit code {batch.exitcode}; {left} runs left.")
+            if left == before:
+                raise SystemExit("No run finished in that process: stopping.")
 
 
 if __name__ == "__main__":

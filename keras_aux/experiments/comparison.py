@@ -32,60 +32,117 @@ docs/learned_weighting.md.
 
 import dataclasses
 import functools
+import json
+import os
 import time
+import warnings
 
 import keras
 import numpy as np
 
 from keras_aux import censoring, weighting
-from keras_aux.censoring.aggregation import AsymmetricGradVac, AuxiliaryAggregated
+from keras_aux.censoring.aggregation import Aggregated, AsymmetricGradVac, AuxiliaryAggregated
 from keras_aux.datasets.synthetic_tasks import SITUATIONS, make_synthetic_tasks
 from keras_aux.experiments import reporting, synthetic
 from keras_aux.hierarchy import coarse_and_fine
-from keras_aux.learned import MetaBalance, OLAux
+from keras_aux.learned import AutoLambda, AuxiNash, BranchWeights, ForkMerge, MetaBalance, OLAux
 from keras_aux.models import AuxiliaryModel, zip_tasks
 from keras_aux.utils.optional import require_tensorflow
 
-FIELDS = ["part", "situation", "method", "seed", "metric", "epochs", "seconds"]
+FIELDS = ["part", "situation", "method", "seed", "metric", "epochs", "seconds", "auxiliary_weight"]
 BATCH = 100
-AGGREGATORS = (*censoring.AGGREGATOR_NAMES, "gradvac", "pcgrad")
+# "pcgrad" as a name is the auxiliary-only PCGrad of `keras_aux.censoring` (with one auxiliary
+# task exactly multitask); the catalogue's PCGrad treats the primary as one more task.
+AGGREGATORS = (*censoring.AGGREGATOR_NAMES, "gradvac")
 WEIGHTINGS = weighting.NAMES
+# ForkMerge: Δt epochs per branch, so a round (primary-only branch, then primary + auxiliary) is
+# 2Δt epochs; early stopping counts merges (3 merges ≈ the other methods' 10 epochs of patience).
+FORK_EPOCHS = 2
+FORK_PATIENCE = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """How the benchmark trains one method.
+
+    Attributes:
+        family: its row group in the table and colour in the plot.
+        options: ``() -> dict`` of `AuxiliaryModel.compile` arguments (fresh objects per model).
+        meta: where its meta batches come from: None, ``"train"`` (the primary training set
+            reshuffled, Auto-λ's reference) or ``"validation"`` (the held-out validation set,
+            AuxiNash's default here).
+        fork_merge: trained by the `ForkMerge` callback (merges chosen on validation).
+        weight_log: the log holding the auxiliary task's learned weight (recorded per epoch).
+    """
+
+    family: str
+    options: object
+    meta: str = None
+    fork_merge: bool = False
+    weight_log: str = None
 
 
 def _methods():
-    """``{name: (family, compile keyword arguments factory)}``; a factory builds fresh censoring
-    objects for every model (they hold no state, but a model owns its own)."""
+    """``{name: Method}``, in the table's order."""
     methods = {
-        "single_task": ("baseline", lambda: {"censoring": "single_task"}),
-        "multitask": ("baseline", lambda: {"censoring": "multitask"}),
+        "single_task": Method("baseline", lambda: {"censoring": "single_task"}),
+        "multitask": Method("baseline", lambda: {"censoring": "multitask"}),
         # The moving average α = 0.01 of the synthetic experiment's best cells.
-        "projection": ("censoring", lambda: {"censoring": "projection", "ema_alpha": 0.01}),
-        "unweighted_cosine": (
-            "censoring",
-            lambda: {"censoring": "unweighted_cosine", "ema_alpha": 0.01},
+        "projection": Method("censoring", lambda: {"censoring": "projection", "ema_alpha": 0.01}),
+        "unweighted_cosine": Method(
+            "censoring", lambda: {"censoring": "unweighted_cosine", "ema_alpha": 0.01}
         ),
-        "weighted_cosine": (
-            "censoring",
-            lambda: {"censoring": "weighted_cosine", "ema_alpha": 0.01},
+        "weighted_cosine": Method(
+            "censoring", lambda: {"censoring": "weighted_cosine", "ema_alpha": 0.01}
         ),
     }
     for name in AGGREGATORS:
-        methods[name] = ("aggregator", lambda name=name: {"censoring": name})
-    methods["aux_upgrad_projection"] = (
+        methods[name] = Method("aggregator", lambda name=name: {"censoring": name})
+    methods["pcgrad"] = Method("aggregator", lambda: {"censoring": Aggregated("pcgrad")})
+    methods["aux_upgrad_projection"] = Method(
         "primary-aware",
         lambda: {"censoring": AuxiliaryAggregated("upgrad", censor="projection", num_auxiliary=1)},
     )
-    methods["asymmetric_gradvac"] = (
-        "primary-aware",
-        lambda: {"censoring": AsymmetricGradVac(num_auxiliary=1)},
+    methods["asymmetric_gradvac"] = Method(
+        "primary-aware", lambda: {"censoring": AsymmetricGradVac(num_auxiliary=1)}
     )
     for name in WEIGHTINGS:
-        methods[name] = (
+        methods[name] = Method(
             "loss weighting",
             lambda name=name: {"censoring": "multitask", "loss_weighting": name},
         )
-    methods["metabalance"] = ("learned", lambda: {"censoring": MetaBalance(num_auxiliary=1)})
-    methods["ol_aux"] = ("learned", lambda: {"censoring": OLAux(num_auxiliary=1)})
+    methods["metabalance"] = Method(
+        "learned",
+        lambda: {"censoring": MetaBalance(num_auxiliary=1)},
+        weight_log="auxiliary_metabalance_factor",
+    )
+    methods["ol_aux"] = Method(
+        "learned",
+        lambda: {"censoring": OLAux(num_auxiliary=1)},
+        weight_log="auxiliary_ol_aux_weight",
+    )
+    # Auto-λ with the reference's defaults (λ = 0.1 for both tasks, exact meta-gradient) and
+    # its CIFAR meta learning rate, 3e-4, the closest of its settings to small images.
+    methods["auto_lambda"] = Method(
+        "learned",
+        lambda: {"censoring": "multitask", "loss_weighting": AutoLambda(learning_rate=3e-4)},
+        meta="train",
+        weight_log="auxiliary_weight",
+    )
+    # AuxiNash with the reference's defaults, its meta batches from the held-out validation set
+    # (which early stopping also reads; the test set stays unseen).
+    methods["auxinash"] = Method(
+        "learned",
+        lambda: {"censoring": AuxiNash(num_auxiliary=1)},
+        meta="validation",
+        weight_log="auxiliary_auxinash_power",
+    )
+    methods["fork_merge"] = Method(
+        "learned",
+        lambda: {"censoring": "multitask", "loss_weighting": BranchWeights()},
+        fork_merge=True,
+        weight_log="fork_merge_weight_1",
+    )
     return methods
 
 
@@ -187,15 +244,29 @@ def _compile(model, method, loss, steps, metrics=None):
         track_gradient_cosine=False,
         jit_compile=True,
         steps_per_execution=steps,
-        **METHODS[method][1](),
+        **METHODS[method].options(),
     )
     return model
 
 
-def _fit(model, primary, auxiliary, validation, max_epochs, patience, seed):
+@dataclasses.dataclass
+class RunResult:
+    """What one run gives: the test metric, the epochs trained, the seconds of `fit`, and for a
+    learned method the auxiliary weight it ended on (at the restored epoch or merge) and its
+    trajectory, one value per epoch (per merge for ForkMerge); None otherwise."""
+
+    metric: float
+    epochs: int
+    seconds: float
+    auxiliary_weight: float = None
+    trajectory: list = None
+
+
+def _fit(model, method, primary, auxiliary, validation, max_epochs, patience, seed):
+    """Trains ``model`` as ``method`` trains; returns ``(epochs, auxiliary weight, trajectory)``."""
     tf = require_tensorflow("for keras_aux.experiments.comparison (tf.data datasets)")
+    spec = METHODS[method]
     primary = tf.data.Dataset.from_tensor_slices(primary)
-    primary = primary.shuffle(len(primary), seed=seed).batch(BATCH)
     n = len(auxiliary[1])
     auxiliary = (
         tf.data.Dataset.from_tensor_slices(auxiliary)
@@ -203,23 +274,48 @@ def _fit(model, primary, auxiliary, validation, max_epochs, patience, seed):
         .batch(BATCH)
         .repeat()
     )
-    stop = keras.callbacks.EarlyStopping(
-        "val_primary_loss", mode="min", patience=patience, restore_best_weights=True
+    meta = None
+    if spec.meta is not None:
+        source = primary if spec.meta == "train" else tf.data.Dataset.from_tensor_slices(validation)
+        meta = source.shuffle(len(source), seed=seed + 2).batch(BATCH).repeat()
+    primary = primary.shuffle(len(primary), seed=seed).batch(BATCH)
+    validation_data = tf.data.Dataset.from_tensors(validation)
+    callbacks = []
+    if spec.fork_merge:
+        # Merges are logged as fork_merge_primary_loss; early stopping then counts merges.
+        callbacks.append(ForkMerge(validation_data, epochs_per_fork=FORK_EPOCHS))
+        monitor, patience = "fork_merge_primary_loss", FORK_PATIENCE
+        max_epochs -= max_epochs % (2 * FORK_EPOCHS)
+    else:
+        monitor = "val_primary_loss"
+    callbacks.append(
+        keras.callbacks.EarlyStopping(
+            monitor, mode="min", patience=patience, restore_best_weights=True
+        )
     )
-    history = model.fit(
-        zip_tasks(primary, {"auxiliary": auxiliary}),
-        validation_data=tf.data.Dataset.from_tensors(validation),
-        epochs=max_epochs,
-        verbose=0,
-        callbacks=[stop],
-        shuffle=False,
-    )
-    return len(history.history["loss"])
+    with warnings.catch_warnings():
+        # Between merges the ForkMerge monitor is absent: early stopping skips those epochs.
+        warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
+        history = model.fit(
+            zip_tasks(primary, {"auxiliary": auxiliary}, meta=meta),
+            validation_data=None if spec.fork_merge else validation_data,
+            epochs=max_epochs,
+            verbose=0,
+            callbacks=callbacks,
+            shuffle=False,
+        )
+    logs = history.history
+    epochs = len(logs["loss"])
+    if spec.weight_log is None:
+        return epochs, None, None
+    trajectory = [float(w) for w in logs[spec.weight_log]]
+    best = int(np.argmin(logs[monitor]))  # the epoch (merge) whose weights were restored
+    return epochs, trajectory[best], trajectory
 
 
 def run_fashion(data, situation, method, seed, max_epochs=200, patience=10):
     """Trains one method on one seed's Fashion-MNIST problem (`make_fashion_data`) with the
-    ``situation``'s auxiliary labels; returns (test primary accuracy, epochs, seconds).
+    ``situation``'s auxiliary labels; returns a `RunResult` (metric: test primary accuracy).
 
     Reference: issue 23 §6; Xiao, Rasul & Vollgraf (2017), Fashion-MNIST.
     """
@@ -233,8 +329,9 @@ def run_fashion(data, situation, method, seed, max_epochs=200, patience=10):
         metrics={"primary": ["accuracy"]},
     )
     start = time.perf_counter()
-    epochs = _fit(
+    epochs, weight, trajectory = _fit(
         model,
+        method,
         (data.x_primary, data.y_primary),
         (data.x_auxiliary, data.y_auxiliary[situation]),
         (data.x_val, data.y_val),
@@ -242,13 +339,14 @@ def run_fashion(data, situation, method, seed, max_epochs=200, patience=10):
         patience,
         seed,
     )
+    seconds = time.perf_counter() - start
     scores = model.evaluate(data.x_test, data.y_test, batch_size=2000, verbose=0, return_dict=True)
-    return float(scores["primary_accuracy"]), epochs, time.perf_counter() - start
+    return RunResult(float(scores["primary_accuracy"]), epochs, seconds, weight, trajectory)
 
 
 def run_synthetic(data, situation, method, seed, max_epochs=1000, patience=10):
     """Trains one method on seed 004's synthetic task (`make_synthetic_tasks`), the protocol of
-    `keras_aux.experiments.synthetic`; returns (test primary MSE, epochs, seconds).
+    `keras_aux.experiments.synthetic`; returns a `RunResult` (metric: test primary MSE).
 
     Reference: Lemaire (2018), synthetic experiment; docs/censoring.md#synthetic-experiment.
     """
@@ -256,8 +354,9 @@ def run_synthetic(data, situation, method, seed, max_epochs=1000, patience=10):
     steps = data.x_train1.shape[0] // BATCH
     model = _compile(synthetic.build_mlp(seed), method, "mse", steps)
     start = time.perf_counter()
-    epochs = _fit(
+    epochs, weight, trajectory = _fit(
         model,
+        method,
         data.primary("train"),
         data.auxiliary(situation),
         data.primary("val"),
@@ -265,9 +364,10 @@ def run_synthetic(data, situation, method, seed, max_epochs=1000, patience=10):
         patience,
         seed,
     )
+    seconds = time.perf_counter() - start
     x_test, y_test = data.primary("test")
     scores = model.evaluate(x_test, y_test, batch_size=2000, verbose=0, return_dict=True)
-    return float(scores["primary_loss"]), epochs, time.perf_counter() - start
+    return RunResult(float(scores["primary_loss"]), epochs, seconds, weight, trajectory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +412,9 @@ class ComparisonConfig:
         output: the summary table; the plot goes beside it as ``.png``.
         fashion_max_epochs, synthetic_max_epochs: upper bounds (early stopping ends runs first).
         fashion_dir: where the Fashion-MNIST files are (None: the usual places).
+
+    The learned methods' weight trajectories go beside the CSV, one JSON line per run
+    (``<csv stem>_weights.jsonl``).
     """
 
     parts: tuple = PARTS
@@ -327,22 +430,37 @@ class ComparisonConfig:
 _print_now = functools.partial(print, flush=True)
 
 
-def run(config, log=_print_now):
-    """Runs every run of ``config`` not yet in its CSV, appending each as it ends, with the
-    progress and an estimate of the time left; then writes the summary (`summarize`).
-
-    Reference: issue 23 §6.
-    """
+def pending(config):
+    """The runs of ``config`` not yet in its CSV, in `plan`'s order."""
     validate_methods(config.methods)
     for part in config.parts:
         if part not in PARTS:
             raise ValueError(f"Unknown part {part!r}; expected one of {PARTS}.")
     done = {run_key(r) for r in reporting.read_rows(config.csv)}
-    todo = [r for r in plan(config.parts, config.methods, config.seeds) if r not in done]
-    log(f"{len(todo)} runs to do ({len(done)} already in {config.csv})")
+    return [r for r in plan(config.parts, config.methods, config.seeds) if r not in done]
+
+
+def run(config, log=_print_now, max_runs=None):
+    """Runs the runs of ``config`` not yet in its CSV (at most ``max_runs``), appending each as
+    it ends, with the progress and an estimate of the time left; then writes the summary
+    (`report`) and returns the number of runs still to do.
+
+    One process compiles a few hundred models at most: XLA's compiled code is never unmapped,
+    and after about 200 runs its JIT fails to map more ("Cannot allocate memory") and
+    TensorFlow crashes. ``benchmarks/method_comparison.py`` therefore runs ``max_runs`` at a
+    time, each batch in a fresh process.
+
+    Reference: issue 23 §6.
+    """
+    todo = pending(config)
+    log(f"{len(todo)} runs to do ({config.csv})")
+    left_after = max(len(todo) - max_runs, 0) if max_runs else 0
+    todo = todo[: max_runs or None]
     images, fashion, synthetic_data = None, {}, None
     started = time.perf_counter()
     for i, (part, situation, method, seed) in enumerate(todo):
+        # Hundreds of models in one process: drop the previous ones' graphs and functions.
+        keras.backend.clear_session()
         if part == "fashion":
             if images is None:
                 from keras_aux.datasets.images import load_fashion_mnist
@@ -350,35 +468,65 @@ def run(config, log=_print_now):
                 images = load_fashion_mnist(config.fashion_dir)
             if seed not in fashion:
                 fashion = {seed: make_fashion_data(images, seed)}
-            metric, epochs, seconds = run_fashion(
-                fashion[seed], situation, method, seed, config.fashion_max_epochs
-            )
+            result = run_fashion(fashion[seed], situation, method, seed, config.fashion_max_epochs)
         else:
             if synthetic_data is None:
                 synthetic_data = make_synthetic_tasks(seed=0)
-            metric, epochs, seconds = run_synthetic(
+            result = run_synthetic(
                 synthetic_data, situation, method, seed, config.synthetic_max_epochs
             )
-        reporting.append_row(
-            config.csv,
-            {
-                "part": part,
-                "situation": situation,
-                "method": method,
-                "seed": seed,
-                "metric": f"{metric:.6f}",
-                "epochs": epochs,
-                "seconds": f"{seconds:.2f}",
-            },
-            FIELDS,
+        row = {"part": part, "situation": situation, "method": method, "seed": seed}
+        if result.trajectory is not None:
+            # Before the CSV row: a run in the CSV always has its trajectory.
+            with open(weights_path(config.csv), "a", encoding="utf-8") as f:
+                f.write(json.dumps({**row, "trajectory": result.trajectory}) + "\n")
+        weight = "" if result.auxiliary_weight is None else f"{result.auxiliary_weight:.6f}"
+        row.update(
+            metric=f"{result.metric:.6f}",
+            epochs=result.epochs,
+            seconds=f"{result.seconds:.2f}",
+            auxiliary_weight=weight,
         )
+        reporting.append_row(config.csv, row, FIELDS)
         elapsed = time.perf_counter() - started
         left = elapsed / (i + 1) * (len(todo) - i - 1)
         log(
-            f"[{i + 1}/{len(todo)}] {part} {situation} {method} seed {seed}: {metric:.4f} "
-            f"({epochs} epochs, {seconds:.1f} s); about {left / 3600:.2f} h left"
+            f"[{i + 1}/{len(todo)}] {part} {situation} {method} seed {seed}: "
+            f"{result.metric:.4f} ({result.epochs} epochs, {result.seconds:.1f} s); "
+            f"about {left / 3600:.2f} h left"
         )
-    return summarize(reporting.read_rows(config.csv), config.output)
+    report(config.csv, config.output)
+    return left_after
+
+
+def report(csv_path, output):
+    """The summary of a run log: `summarize`'s table and plot, and the learned weights'
+    trajectories (`plot_weight_trajectories`, ``<output stem>_weights.png``); returns the table.
+
+    Reference: issue 23 §6, issue 24 §3.
+    """
+    plot_weight_trajectories(read_trajectories(csv_path), output.replace(".md", "_weights.png"))
+    return summarize(reporting.read_rows(csv_path), output)
+
+
+def weights_path(csv_path):
+    """Where the learned methods' weight trajectories of a run log go."""
+    return csv_path[: -len(".csv")] + "_weights.jsonl"
+
+
+def read_trajectories(csv_path):
+    """``{(part, situation, method, seed): [weight per epoch]}`` from `weights_path` (the last
+    line of a run wins: a rerun replaces it)."""
+    path = weights_path(csv_path)
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                item = json.loads(line)
+                out[run_key(item)] = item["trajectory"]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +569,7 @@ def compare(rows, part, situation):
         out.append(
             {
                 "method": method,
-                "family": METHODS[method][0] if method in METHODS else "?",
+                "family": METHODS[method].family if method in METHODS else "?",
                 "n": len(values),
                 "mean": float(values.mean()),
                 "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
@@ -494,9 +642,115 @@ def summarize(rows, output):
                 f"| {r['method']} | {r['family']} | {r['n']} | {k * r['mean']:{fmt}}{std} | "
                 f"{diff} | {reporting.format_pvalue(r['p_holm'])} | {r['seconds']:.1f} |"
             )
+    lines += learned_weight_lines(rows)
     table = reporting.write_markdown(lines, output)
     plot_comparison(rows, output.replace(".md", ".png"))
     return table
+
+
+def learned_weights(rows):
+    """For each learned method with Fashion-MNIST runs of both auxiliary tasks: its final
+    auxiliary weights per seed (``coarse``, ``random``) and in how many of the seeds with both
+    the harmful (random) auxiliary ended below the helpful (coarse) one.
+
+    Reference: issue 24 §3.
+    """
+    out = {}
+    for method, spec in METHODS.items():
+        if spec.weight_log is None:
+            continue
+        final = {
+            situation: {
+                int(r["seed"]): float(r["auxiliary_weight"])
+                for r in rows
+                if r["part"] == "fashion"
+                and r["situation"] == situation
+                and r["method"] == method
+                and r.get("auxiliary_weight")
+            }
+            for situation in FASHION_SITUATIONS
+        }
+        both = sorted(set(final["coarse"]) & set(final["random"]))
+        if both:
+            below = sum(final["random"][s] < final["coarse"][s] for s in both)
+            out[method] = {**final, "seeds": both, "random_below": below}
+    return out
+
+
+def learned_weight_lines(rows):
+    """The markdown section of `learned_weights`."""
+    table = learned_weights(rows)
+    if not table:
+        return []
+    lines = [
+        "",
+        "## Learned auxiliary weights (fashion)",
+        "",
+        "The weight each learned method gave the auxiliary task at the end of a run (the epoch, "
+        "or merge, whose weights early stopping restored): MetaBalance's magnitude factor, "
+        "OL-AUX's weight, Auto-λ's λ, AuxiNash's bargaining power, ForkMerge's merge weight of "
+        "the primary-plus-auxiliary branch. **random below coarse**: in how many seeds the "
+        "harmful auxiliary task ended with a smaller weight than the helpful one.",
+        "",
+        "| method | coarse (helpful) | random (harmful) | random below coarse |",
+        "|---|---:|---:|---:|",
+    ]
+    for method, r in table.items():
+        coarse = np.array([r["coarse"][s] for s in r["seeds"]])
+        random = np.array([r["random"][s] for s in r["seeds"]])
+        lines.append(
+            f"| {method} | {coarse.mean():.3f} ± {coarse.std():.3f} | "
+            f"{random.mean():.3f} ± {random.std():.3f} | "
+            f"{r['random_below']} of {len(r['seeds'])} |"
+        )
+    return lines
+
+
+def plot_weight_trajectories(trajectories, path):
+    """One panel per learned method: the auxiliary weight per epoch (per merge for ForkMerge) on
+    Fashion-MNIST, helpful (coarse) against harmful (random) auxiliary, mean over seeds with its
+    range (a run that stopped early keeps its last value). Returns ``path``, or None without
+    fashion trajectories.
+
+    Reference: issue 24 §1 and §3.
+    """
+    methods = [m for m in METHODS if any(k[0] == "fashion" and k[2] == m for k in trajectories)]
+    if not methods:
+        return None
+    plt = reporting.pyplot()
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 2.8), squeeze=False)
+    colors = {"coarse": "tab:green", "random": "tab:red"}
+    for ax, method in zip(axes[0], methods):
+        for situation in FASHION_SITUATIONS:
+            runs = [
+                t
+                for (part, sit, m, _), t in sorted(trajectories.items())
+                if part == "fashion" and sit == situation and m == method and t
+            ]
+            if not runs:
+                continue
+            length = max(len(t) for t in runs)
+            padded = np.array([t + [t[-1]] * (length - len(t)) for t in runs])
+            x = np.arange(1, length + 1)
+            ax.plot(
+                x,
+                padded.mean(0),
+                "o-",
+                ms=2,
+                color=colors[situation],
+                label=f"{situation} ({len(runs)})",
+            )
+            ax.fill_between(x, padded.min(0), padded.max(0), color=colors[situation], alpha=0.2)
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("merge" if METHODS[method].fork_merge else "epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("auxiliary weight", fontsize=8)
+    fig.suptitle("Learned auxiliary weight, Fashion-MNIST (mean over seeds, range)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 _FAMILY_COLORS = {

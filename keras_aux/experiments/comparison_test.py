@@ -79,23 +79,53 @@ class EndToEndTest(TestCase):
         data = comparison.make_fashion_data(images, seed=0, per_class=10, val_size=100)
         self.assertEqual(len(data.y_primary), 100)
         self.assertEqual(np.bincount(data.y_primary).tolist(), [10] * 10)
-        rows = []
-        for method in ("single_task", "upgrad", "uncertainty", "metabalance"):
-            acc, epochs, _ = comparison.run_fashion(data, "coarse", method, 0, max_epochs=2)
-            self.assertTrue(0.0 <= acc <= 1.0)
-            self.assertEqual(epochs, 2)
+        rows, trajectories = [], {}
+        # Both auxiliary tasks for one learned method: the learned-weights section needs them.
+        runs = [("coarse", m) for m in ("single_task", "upgrad", "auto_lambda", "fork_merge")]
+        runs += [("coarse", "auxinash"), ("random", "auxinash")]
+        for situation, method in runs:
+            # ForkMerge: one round (two branches of FORK_EPOCHS epochs each, one merge).
+            max_epochs = 2 * comparison.FORK_EPOCHS if method == "fork_merge" else 2
+            result = comparison.run_fashion(data, situation, method, 0, max_epochs)
+            self.assertTrue(0.0 <= result.metric <= 1.0)
+            self.assertEqual(result.epochs, max_epochs)
+            learned = comparison.METHODS[method].weight_log is not None
+            self.assertEqual(result.auxiliary_weight is not None, learned, msg=method)
+            if learned:
+                self.assertTrue(np.isfinite(result.trajectory).all(), msg=method)
+                self.assertEqual(len(result.trajectory), 1 if method == "fork_merge" else 2)
+                trajectories[("fashion", situation, method, 0)] = result.trajectory
             rows.append(
                 {
                     "part": "fashion",
-                    "situation": "coarse",
+                    "situation": situation,
                     "method": method,
                     "seed": 0,
-                    "metric": str(acc),
-                    "epochs": "2",
+                    "metric": str(result.metric),
+                    "epochs": str(result.epochs),
                     "seconds": "1",
+                    "auxiliary_weight": ("" if not learned else str(result.auxiliary_weight)),
                 }
             )
         path = os.path.join(self.get_temp_dir(), "t.md")
         table = comparison.summarize(rows, path)
         self.assertIn("| upgrad | aggregator | 1 |", table)
+        self.assertIn("## Learned auxiliary weights (fashion)", table)
+        self.assertRegex(
+            table, r"\| auxinash \| [0-9.]+ ± 0.000 \| [0-9.]+ ± 0.000 \| [01] of 1 \|"
+        )
         self.assertTrue(os.path.exists(path.replace(".md", ".png")))
+        png = os.path.join(self.get_temp_dir(), "w.png")
+        self.assertEqual(comparison.plot_weight_trajectories(trajectories, png), png)
+        self.assertTrue(os.path.exists(png))
+
+    def test_pcgrad_treats_the_primary_as_one_more_task(self):
+        # One conflicting auxiliary task: the auxiliary-only PCGrad would equal multitask.
+        import keras
+
+        p = [keras.ops.convert_to_tensor(np.array([1.0, 0.0], "float32"))]
+        a = [keras.ops.convert_to_tensor(np.array([-1.0, 1.0], "float32"))]
+        censor = comparison.METHODS["pcgrad"].options()["censoring"]
+        update, _ = censor.update(p, [a], [1.0], censor.init(p))
+        # Each gradient loses its component along the other: p → (0.5, 0.5), a → (0, 1).
+        np.testing.assert_allclose(np.asarray(update[0]), [0.5, 1.5], atol=1e-6)

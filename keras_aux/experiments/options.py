@@ -5,7 +5,8 @@ the search on the genre task all take the same data and model settings) declares
 `option`: its default, a one-line help and, for an enumeration, its choices. `flag_specs` turns
 the fields into plain `FlagSpec` tuples; each script defines its flags from them with its own flag
 library, and `from_values` builds the config back from the parsed values. Nothing here imports or
-reads a flag library: the scripts do.
+reads a flag library: the scripts do. `set_tensorflow_threads` is the ``--threads`` option the
+benchmarks share.
 
 Reference: the config of the genre experiment (seed 001's reconstruction auxiliary loss;
 docs/reconstruction.md), `keras_aux.experiments.genre.GenreConfig`.
@@ -105,3 +106,16 @@ def from_values(config_cls, values, **overrides):
     names = {field.name for field in dataclasses.fields(config_cls)}
     kwargs = {name: value for name, value in values.items() if name in names}
     return config_cls(**{**kwargs, **overrides})
+
+
+def set_tensorflow_threads(threads):
+    """Limits TensorFlow's intra- and inter-op thread pools to ``threads`` each (0: leaves
+    TensorFlow's default), before any op runs: a benchmark split over several processes on a
+    small machine runs one thread per process. Does nothing on another backend."""
+    import keras
+
+    if threads and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
