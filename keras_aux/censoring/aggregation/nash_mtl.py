@@ -15,12 +15,12 @@ sequential convex steps, warm-started from the previous call's α, with
 import keras
 from keras import ops
 
-from keras_aux.censoring.aggregation.base import PACKAGE, WeightedAggregator, gramian
+from keras_aux.censoring.aggregation.base import PACKAGE, GramianWeightedAggregator
 from keras_aux.censoring.aggregation.solvers import solve_power_equation
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class NashMTL(WeightedAggregator):
+class NashMTL(GramianWeightedAggregator):
     """Nash-MTL (Navon et al. 2022, Algorithm 1), as TorchJD's ``NashMTL``.
 
     Args:
@@ -37,8 +37,8 @@ class NashMTL(WeightedAggregator):
         self.iterations = int(iterations)
         self.regularization = float(regularization)
 
-    def weights(self, matrix, state):
-        g = gramian(matrix)
+    def gramian_weights(self, g, state):
+        """The bargaining solution ``α`` of ``G α = 1/α``, clipped to ``max_norm``."""
         alpha = solve_power_equation(g, 1.0, self.regularization, self.iterations)
         if self.max_norm > 0:
             norm = ops.sqrt(ops.maximum(ops.sum(alpha * ops.matmul(g, alpha)), 0.0))
