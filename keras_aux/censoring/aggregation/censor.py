@@ -22,10 +22,39 @@ See docs/aggregation.md.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_aux.censoring.aggregation.base import PACKAGE
+from keras_aux.censoring.aggregation.base import PACKAGE, GramianWeightedAggregator
 from keras_aux.censoring.base import Censor, check_gradients
+
+
+def task_layout(tasks):
+    """Where the tasks' gradients go, and the dtype they are combined in.
+
+    Args:
+        tasks: list of gradient lists (one tensor or None per variable).
+
+    Returns:
+        ``(layout, dtype)``: ``layout`` is ``(num_variables, used, shapes,
+        dtypes)``, the indices of the variables some task reaches with the
+        shape and dtype of their first gradient; ``dtype`` is float64 when
+        every such gradient is float64, float32 otherwise.
+    """
+    num_variables = len(tasks[0]) if tasks else 0
+    used, shapes, dtypes = [], [], []
+    for v in range(num_variables):
+        present = [task[v] for task in tasks if task[v] is not None]
+        if present:
+            used.append(v)
+            shapes.append(tuple(present[0].shape))
+            dtypes.append(present[0].dtype)
+    dtype = (
+        "float64"
+        if used and all(keras.backend.standardize_dtype(d) == "float64" for d in dtypes)
+        else "float32"
+    )
+    return (num_variables, used, shapes, dtypes), dtype
 
 
 def flatten_tasks(tasks, scales):
@@ -37,26 +66,14 @@ def flatten_tasks(tasks, scales):
 
     Returns:
         ``(matrix, layout)``: the ``len(tasks) × n`` matrix over the variables
-        some task reaches (None as zeros), in float64 when every gradient is
-        float64 and float32 otherwise, or None when no task reaches a
-        variable; ``layout`` is what `split_vector` needs.
+        some task reaches (None as zeros), in `task_layout`'s dtype, or None
+        when no task reaches a variable; ``layout`` is what `split_vector`
+        needs.
     """
-    num_variables = len(tasks[0]) if tasks else 0
-    used, shapes, dtypes = [], [], []
-    for v in range(num_variables):
-        present = [task[v] for task in tasks if task[v] is not None]
-        if present:
-            used.append(v)
-            shapes.append(tuple(present[0].shape))
-            dtypes.append(present[0].dtype)
-    layout = (num_variables, used, shapes, dtypes)
+    layout, dtype = task_layout(tasks)
+    _, used, shapes, _ = layout
     if not used:
         return None, layout
-    dtype = (
-        "float64"
-        if all(keras.backend.standardize_dtype(d) == "float64" for d in dtypes)
-        else "float32"
-    )
     rows = []
     for task, scale in zip(tasks, scales):
         parts = []
@@ -85,6 +102,88 @@ def split_vector(vector, layout):
         out[v] = ops.cast(ops.reshape(vector[offset : offset + size], shape), dtype)
         offset += size
     return out
+
+
+def aggregate_flat(aggregator, tasks, scales, state):
+    """The aggregation of the tasks' scaled gradients through the flat matrix.
+
+    `flatten_tasks`, ``aggregator.update`` on the ``len(tasks) × n`` matrix,
+    `split_vector`: what every aggregator supports.
+
+    Returns:
+        ``(gradients, state)``: one gradient per variable (None where no task
+        reaches it) and the aggregator's new state.
+    """
+    matrix, layout = flatten_tasks(tasks, scales)
+    if matrix is None:
+        return [None] * layout[0], state
+    vector, state = aggregator.update(matrix, state)
+    return split_vector(vector, layout), state
+
+
+def task_gramian(tasks, scales, layout, dtype):
+    """``G = Σ_v J_v J_vᵀ`` of the scaled tasks, one variable at a time.
+
+    ``J_v`` stacks the gradients of variable ``v`` of the tasks that reach it
+    (a task that does not adds nothing to ``G``), so only one variable's block
+    exists at a time; the scales enter as ``G_ij = s_i s_j (J Jᵀ)_ij``.
+    """
+    _, used, _, _ = layout
+    num_tasks = len(tasks)
+    total = ops.zeros((num_tasks, num_tasks), dtype=dtype)
+    for v in used:
+        rows = [i for i, task in enumerate(tasks) if task[v] is not None]
+        block = ops.stack([ops.reshape(ops.cast(tasks[i][v], dtype), (-1,)) for i in rows])
+        part = ops.matmul(block, ops.transpose(block))
+        if len(rows) < num_tasks:
+            # Placed at rows × rows of the K × K Gramian: Sᵀ part S, S the row selector.
+            select = ops.convert_to_tensor(np.eye(num_tasks)[rows], dtype=dtype)
+            part = ops.matmul(ops.transpose(select), ops.matmul(part, select))
+        total = total + part
+    scale = scale_vector(scales, dtype)
+    return total * scale[:, None] * scale[None, :]
+
+
+def scale_vector(scales, dtype):
+    """The tasks' scales as one vector (1 where a scale is None)."""
+    return ops.stack([ops.cast(1.0 if s is None else s, dtype) for s in scales])
+
+
+def aggregate_by_gramian(aggregator, tasks, scales, state):
+    """The aggregation of a `GramianWeightedAggregator` without the flat matrix.
+
+    ``G`` from `task_gramian` (in the dtype `flatten_tasks` would use), the
+    weights from ``aggregator.gramian_weights(G, state)``, and each variable's
+    result ``Σ_k w_k s_k g_{k,v}`` over the tasks that reach it, cast to its
+    gradients' dtype: `aggregate_flat`'s numbers (up to the order of the
+    sums) without its ``len(tasks) × n`` matrix, its copies, or the split.
+
+    Returns:
+        ``(gradients, state)`` as `aggregate_flat`.
+    """
+    layout, dtype = task_layout(tasks)
+    num_variables, used, shapes, dtypes = layout
+    if not used:
+        return [None] * num_variables, state
+    w, state = aggregator.gramian_weights(task_gramian(tasks, scales, layout, dtype), state)
+    coefficients = ops.cast(w, dtype) * scale_vector(scales, dtype)
+    out = [None] * num_variables
+    for v, shape, variable_dtype in zip(used, shapes, dtypes):
+        total = None
+        for i, task in enumerate(tasks):
+            if task[v] is None:
+                continue
+            term = coefficients[i] * ops.reshape(ops.cast(task[v], dtype), shape)
+            total = term if total is None else total + term
+        out[v] = ops.cast(total, variable_dtype)
+    return out, state
+
+
+def aggregate_tasks(aggregator, tasks, scales, state):
+    """`aggregate_by_gramian` for a `GramianWeightedAggregator`, else `aggregate_flat`."""
+    if isinstance(aggregator, GramianWeightedAggregator):
+        return aggregate_by_gramian(aggregator, tasks, scales, state)
+    return aggregate_flat(aggregator, tasks, scales, state)
 
 
 def _check_task_count(owner, num_auxiliary, auxiliary):
@@ -182,11 +281,8 @@ class Aggregated(Censor):
         weights = check_gradients(primary, auxiliary, weights, reference)
         _check_task_count("Aggregated", self.num_auxiliary, auxiliary)
         tasks = [list(primary)] + [list(task) for task in auxiliary]
-        matrix, layout = flatten_tasks(tasks, [None] + list(weights))
-        if matrix is None:
-            return [None] * len(primary), state
-        vector, state = self.aggregator_for(len(auxiliary)).update(matrix, state)
-        return split_vector(vector, layout), state
+        aggregator = self.aggregator_for(len(auxiliary))
+        return aggregate_tasks(aggregator, tasks, [None] + list(weights), state)
 
     def get_config(self):
         return {
@@ -280,13 +376,9 @@ class AuxiliaryAggregated(Censor):
         """Aggregates ``[λ_1 a_1, ...]`` into ``d``, then returns the censor's ``p + G(d, m)``."""
         weights = check_gradients(primary, auxiliary, weights, reference)
         _check_task_count("AuxiliaryAggregated", self.num_auxiliary, auxiliary)
-        matrix, layout = flatten_tasks([list(task) for task in auxiliary], list(weights))
-        aggregator_state = state["aggregator"]
-        if matrix is None:
-            combined = [None] * len(primary)
-        else:
-            vector, aggregator_state = self.aggregator.update(matrix, aggregator_state)
-            combined = split_vector(vector, layout)
+        combined, aggregator_state = aggregate_tasks(
+            self.aggregator, [list(task) for task in auxiliary], list(weights), state["aggregator"]
+        )
         grads, censor_state = self.censor.update(
             primary, [combined], [1.0], state["censor"], reference=reference
         )
