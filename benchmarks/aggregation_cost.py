@@ -121,7 +121,7 @@ def main(argv):
     del argv
     methods = FLAGS.methods
     for name in methods + FLAGS.growth_methods:
-        aggregation.get(name, **({"num_auxiliary": 1} if False else {}))  # validates the name
+        aggregation.get(name)  # an unknown name fails here, before any compilation
     step_overhead.GRAPHS["cnn"] = gpu_check.cnn_graph
     jobs = [(network, int(k)) for network in FLAGS.networks for k in FLAGS.k]
     jobs += [(network, int(k)) for network in FLAGS.networks for k in FLAGS.growth_k]
