@@ -360,7 +360,6 @@ def cnn_graph(k=1):
 
 def censor_section(clock):
     """The censored step (both gradient paths) against plain Keras at each K."""
-    step_overhead.GRAPHS["cnn"] = cnn_graph  # so that step_overhead's `build` builds it
     keys = step_overhead.check_keys(FLAGS.censor_configs)
     if PLAIN.key not in keys:
         raise app.UsageError(f"--censor_configs needs {PLAIN.key!r}, the reference of the ratios.")
@@ -368,7 +367,7 @@ def censor_section(clock):
     steps, compile_s, params, memory = {}, {}, {}, {}
     for i, (k, key) in enumerate(jobs):
         clock.say(f"building and compiling {i + 1}/{len(jobs)}: K = {k}, {CONFIGS[key].label}")
-        model, x, y = build("cnn", k, CONFIGS[key], True)
+        model, x, y = build(cnn_graph, k, CONFIGS[key], True)
         x, y = on_device(x), on_device(y)
         start = time.perf_counter()
         model.train_on_batch(x, y)  # traces and compiles

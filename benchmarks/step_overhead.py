@@ -73,11 +73,14 @@ Three measures (issue 10 §6):
 5. **Every method with K auxiliary tasks** (``--methods_k``, TensorFlow; off by
    default): on the ``mlp`` trunk with K heads, every gradient method of
    docs/aggregation.md, every loss weighting of docs/weighting.md (on
-   ``multitask``) and the learned weightings MetaBalance and OL-AUX, beside
-   plain Keras and the floors, with XLA (``--methods_xla``); the share of the
-   step above the floor (1 − floor ÷ step: the aggregation, its solvers, and
-   the bookkeeping) and, at ``--methods_memory_k``, the step peak memory of
-   measure 3. ``python -m benchmarks.step_overhead --models= --scaling_k=
+   ``multitask``) and the learned weightings (MetaBalance, OL-AUX, Auto-λ with
+   its meta batch, AuxiNash between and with hyper-steps, a ForkMerge branch's
+   step), beside plain Keras and the floors, with XLA (``--methods_xla``); the
+   share of the step above the floor (1 − floor ÷ step: the aggregation, its
+   solvers, and the bookkeeping) and, at ``--methods_memory_k``, the step peak
+   memory of measure 3; and the time of a ForkMerge merge (``--methods_merge``).
+   ``--methods_configs`` picks configurations (plain and the floors are always
+   in). ``python -m benchmarks.step_overhead --models= --scaling_k=
    --memory_k= --methods_k=2,4,8 --output=benchmarks/results/step_overhead_methods.md``.
 
 Every timed configuration is timed in interleaved rounds (round-robin over the
@@ -109,6 +112,7 @@ References:
 """
 
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -124,6 +128,7 @@ from absl import app, flags
 
 from keras_aux import AuxiliaryModel, censoring, learned, weighting
 from keras_aux.experiments.reporting import write_markdown
+from keras_aux.models import TaskData
 
 ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 if ON_TENSORFLOW:
@@ -167,6 +172,15 @@ flags.DEFINE_list("methods_xla", ["true"], "jit_compile settings of the every-me
 flags.DEFINE_list(
     "methods_memory_k", ["8"], "Numbers of auxiliary tasks whose every-method peak memory is taken."
 )
+flags.DEFINE_list(
+    "methods_configs",
+    None,
+    "Configurations (keys) of the every-method table; default: MANY_TASKS_TABLE (plain and "
+    "the floors are always added: they are the references).",
+)
+flags.DEFINE_bool(
+    "methods_merge", True, "Time a ForkMerge merge at each K of the every-method table."
+)
 flags.DEFINE_integer("rounds", 5, "Interleaved timing rounds.")
 flags.DEFINE_integer("steps", 20, "Timed steps per configuration per round.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps per configuration (tracing, XLA compile).")
@@ -176,6 +190,7 @@ flags.DEFINE_string(
 )
 
 LAMBDA = 1.0
+MERGE_VALIDATION = 1000
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 2.0**20
 
@@ -235,8 +250,8 @@ class Config:
         per_task: for ``"floor"``: one backward pass per task (else one of
             the weighted total).
         gradient_path: `compile(gradient_path=...)`.
-        weighting: `compile(loss_weighting=...)` (a name of
-            `keras_aux.weighting.NAMES`), or None.
+        weighting: `compile(loss_weighting=...)`: a name of
+            `keras_aux.weighting.NAMES` or of `LEARNED_WEIGHTINGS`, or None.
     """
 
     key: str
@@ -255,6 +270,20 @@ class Config:
             return LEARNED[self.mode](num_auxiliary=k)
         return censoring.get(self.mode, ema_alpha=self.ema_alpha, num_auxiliary=k)
 
+    def loss_weighting(self):
+        """The `LossWeighting` that `compile` gets, or None."""
+        if self.weighting in LEARNED_WEIGHTINGS:
+            return LEARNED_WEIGHTINGS[self.weighting]()
+        return None if self.weighting is None else weighting.get(self.weighting)
+
+    @property
+    def meta(self):
+        """Whether a step takes a meta batch beside the training batch (Auto-λ, AuxiNash)."""
+        if self.kind != "auxiliary":
+            return False
+        uses = self.loss_weighting()
+        return self.censor(1).needs_meta_batch or (uses is not None and uses.needs_meta_batch)
+
     def forward_path(self, k):
         """Whether `compile` picks the forward gradient path (its rule: a method
         with a ``scalar_form``, no cosine metric, and K ≥ 2 unless forced)."""
@@ -272,13 +301,18 @@ class Config:
         objective when nothing reads the auxiliary gradients separately; on the
         forward path, the primary gradient and the weighted total's, plus the
         kept total's for the unweighted cosine, and one directional derivative
-        not counted here)."""
+        not counted here). None for a loss weighting with meta passes (Auto-λ: one of the
+        weighted total, the look-ahead and its products on the meta batch), whose floor
+        is then the one-pass floor."""
         if self.kind == "plain":
             return 1
         if self.kind == "floor":
             return 1 + k if self.per_task else 1
         censor = self.censor(k)
-        if self.weighting is not None and weighting.get(self.weighting).needs_gradient_norms:
+        uses = self.loss_weighting()
+        if uses is not None and uses.needs_meta_batch:
+            return None
+        if uses is not None and uses.needs_gradient_norms:
             return 1 + k
         if self.forward_path(k):
             return 2 if censor.scalar_form == "shift" else 3
@@ -289,7 +323,21 @@ class Config:
 
 
 # Censors whose state has one entry per auxiliary task: built for the model's K.
-LEARNED = {"metabalance": learned.MetaBalance, "ol_aux": learned.OLAux}
+LEARNED = {
+    "metabalance": learned.MetaBalance,
+    "ol_aux": learned.OLAux,
+    "auxinash": learned.AuxiNash,
+    # The hyper-step at every step: its cost, which the default pays every 25 steps.
+    "auxinash_every_step": functools.partial(learned.AuxiNash, update_every=1),
+}
+# Learned loss weightings (on `multitask`); ForkMerge's steps are `BranchWeights` steps.
+LEARNED_WEIGHTINGS = {
+    "auto_lambda": learned.AutoLambda,
+    "auto_lambda_central": functools.partial(
+        learned.AutoLambda, meta_gradient="central_difference"
+    ),
+    "branch_weights": learned.BranchWeights,
+}
 PLAIN = Config("plain", "plain keras", "plain")
 FLOOR_1 = Config("floor_1", "floor: bare step, 1 backward pass", "floor", per_task=False)
 FLOOR = Config("floor", "floor: bare step, 1 backward pass per task", "floor")
@@ -312,15 +360,26 @@ CONFIGS = {
                  "multitask", track_cosine=False, weighting=name) for name in weighting.NAMES],
         Config("metabalance", "MetaBalance", "auxiliary", "metabalance"),
         Config("ol_aux", "OL-AUX", "auxiliary", "ol_aux"),
+        Config("auto_lambda", "Auto-λ, exact (multitask)", "auxiliary", "multitask",
+               track_cosine=False, weighting="auto_lambda"),
+        Config("auto_lambda_central", "Auto-λ, central difference (multitask)", "auxiliary",
+               "multitask", track_cosine=False, weighting="auto_lambda_central"),
+        Config("auxinash", "AuxiNash, between hyper-steps", "auxiliary", "auxinash"),
+        Config("auxinash_every_step", "AuxiNash, hyper-step every step", "auxiliary",
+               "auxinash_every_step"),
+        Config("fork_merge", "ForkMerge, a branch's step (multitask)", "auxiliary", "multitask",
+               track_cosine=False, weighting="branch_weights"),
     ]
 }  # fmt: skip
+LEARNED_KEYS = ["auto_lambda", "auto_lambda_central", "auxinash", "auxinash_every_step",
+                "fork_merge"]  # fmt: skip
 FORWARD_TABLE = ["plain", "projection_per_task", "projection_forward"]
 # Table 1 (K = 1): the censoring methods; every method at K = 2, 4, 8 in table 5.
 METHOD_TABLE = [
     key
     for key in CONFIGS
     if key not in FORWARD_TABLE[1:]
-    and key not in ("gradvac", "metabalance", "ol_aux")
+    and key not in ("gradvac", "metabalance", "ol_aux", *LEARNED_KEYS)
     and CONFIGS[key].weighting is None
 ]
 # Table 5 (every method at K = 2, 4, 8): without the cosine metric where a method would
@@ -337,6 +396,7 @@ MANY_TASKS_TABLE = [
     *[f"weighting_{name}" for name in weighting.NAMES],
     "metabalance",
     "ol_aux",
+    *LEARNED_KEYS,
 ]
 SCALING_TABLE = ["plain", "floor_1", "floor", "single_task", "multitask", "projection", "pcgrad"]
 
@@ -379,9 +439,15 @@ class FloorModel(keras.Model):
 
 
 def build(network, k, config, jit):
-    """A compiled model for one configuration, plus its (x, y) batch."""
+    """A compiled model for one configuration, plus its (x, y) batch.
+
+    ``network`` is a name of `GRAPHS` or a graph function like them (``k -> (input,
+    outputs, losses, x, y, input targets)``). A configuration that learns from meta
+    batches gets ``x`` = a `TaskData` whose meta batch is the primary task's (the same
+    examples: the cost is what is measured) and ``y`` = None."""
     keras.utils.set_random_seed(0)
-    x, outputs, losses, data_x, y, input_targets = GRAPHS[network](k)
+    graph = GRAPHS[network] if isinstance(network, str) else network
+    x, outputs, losses, data_x, y, input_targets = graph(k)
     primary, *auxiliary = list(outputs)
     weights = {t: LAMBDA for t in auxiliary}
     if config.kind == "auxiliary":
@@ -394,8 +460,10 @@ def build(network, k, config, jit):
             jit_compile=jit,
             track_gradient_cosine=config.track_cosine,
             gradient_path=config.gradient_path,
-            loss_weighting=config.weighting,
+            loss_weighting=config.loss_weighting(),
         )
+        if config.meta:
+            return model, TaskData((data_x, y), {}, (data_x, y[primary])), None
         return model, data_x, y
     y = dict(y)
     for name in input_targets:
@@ -466,8 +534,7 @@ def probe(spec):
     tf.config.threading.set_inter_op_parallelism_threads(1)
     model, x, y = build(network, k, CONFIGS[key], jit)
     # The batch as tensors once (counted in "held"), not converted at every step.
-    x = tf.convert_to_tensor(x)
-    y = {t: tf.convert_to_tensor(v) for t, v in y.items()}
+    x, y = keras.tree.map_structure(lambda v: v if v is None else tf.convert_to_tensor(v), (x, y))
     try:
         tf.config.experimental.get_memory_info("CPU:0")
     except ValueError as error:
@@ -569,6 +636,8 @@ def command_line():
         "methods_k",
         "methods_xla",
         "methods_memory_k",
+        "methods_configs",
+        "methods_merge",
     ]:
         if FLAGS[name].present:
             value = FLAGS[name].value
@@ -649,7 +718,12 @@ def many_tasks_table(jobs, ratios, median, memory):
         "",
         "Each gradient method of docs/aggregation.md (its `compile` defaults, the cosine metric "
         "off), each loss weighting of docs/weighting.md (on `multitask`) and the learned weightings "
-        "MetaBalance and OL-AUX. **above floor** = 1 − floor ÷ step, the share of the step beyond "
+        "of docs/learned_weighting.md: MetaBalance, OL-AUX, Auto-λ (exact forward-mode "
+        "meta-gradient and the reference's central difference; a meta batch the size of the "
+        "training batch beside it, its passes counted in the step, its floor the one-pass one), "
+        "AuxiNash (between hyper-steps, and with its hyper-step at every step: the default pays it "
+        "every 25 steps) and a ForkMerge branch's step (`BranchWeights` on `multitask`; its merges "
+        "are in the next table). **above floor** = 1 − floor ÷ step, the share of the step beyond "
         "the floor with as many backward passes (the aggregation, solvers included, plus the "
         "bookkeeping of `AuxiliaryModel`: an upper bound of the aggregation's share; goal at "
         "K = 8: under 10 %). **memory** = the step peak of the memory table below (XLA off) as a "
@@ -674,8 +748,88 @@ def many_tasks_table(jobs, ratios, median, memory):
             mem_ratio = f"{mem['step_peak'] / plain['step_peak']:.2f}×"
         lines.append(
             f"| {'yes' if jit else 'no'} | {k} | {CONFIGS[key].label} "
-            f"| {CONFIGS[key].backward_passes(k)} | {m} | {to_plain} | {to_floor} | {above} "
+            f"| {CONFIGS[key].backward_passes(k) or '—'} | {m} | {to_plain} | {to_floor} | {above} "
             f"| {mem_ratio} |"
+        )
+    lines.append("")
+    period = learned.AuxiNash().update_every
+    for network, k, jit, key in jobs:
+        every = median.get((network, k, jit, "auxinash_every_step"))
+        if key != "auxinash" or every is None:
+            continue
+        between = median[(network, k, jit, key)]
+        amortised = between + (every - between) / period
+        lines.append(
+            f"- AuxiNash at K = {k} (XLA {'on' if jit else 'off'}), its hyper-step every "
+            f"{period} steps: {1000 * amortised:.2f} ms per step amortised, "
+            f"{amortised / median[(network, k, jit, PLAIN.key)]:.2f}× plain."
+        )
+    if lines[-1] != "":
+        lines.append("")
+    return lines
+
+
+def merge_cost(k, jit, rounds, steps_per_branch=3):
+    """Seconds of a ForkMerge merge on the mlp with ``k`` auxiliary tasks.
+
+    The callback (two branches: the primary alone, the primary with every auxiliary task;
+    one epoch per fork; ``MERGE_VALIDATION`` validation examples in batches of 100) is
+    driven through its hooks, ``steps_per_branch`` steps per branch. Returns
+    ``(evaluation, merge, evaluations)``: the medians over ``rounds`` rounds of the end of a
+    branch's epoch that does not merge (one evaluation on validation, for the branch's best
+    epoch) and of the merge on top of it, and the number of evaluations of a merge.
+    """
+    model, x, y = build("mlp", k, CONFIGS["fork_merge"], jit)
+    rng = np.random.default_rng(1)
+    validation = (
+        rng.uniform(size=(MERGE_VALIDATION, 250)).astype("float32"),
+        {t: rng.normal(size=(MERGE_VALIDATION, 100)).astype("float32") for t in y},
+    )
+    fork = learned.ForkMerge(validation, epochs_per_fork=1, batch_size=100)
+    fork.set_model(model)
+    fork.set_params({"epochs": 2 * (rounds + 1), "verbose": 0})
+    fork.on_train_begin()
+    evaluation, merge = [], []
+    for round_ in range(rounds + 1):  # round 0 warms up (traces evaluate)
+        ends = []
+        for branch in range(fork.num_branches):
+            epoch = round_ * fork.num_branches + branch
+            fork.on_epoch_begin(epoch)
+            for _ in range(steps_per_branch):
+                model.train_on_batch(x, y)
+            start = time.perf_counter()
+            fork.on_epoch_end(epoch, {})
+            ends.append(time.perf_counter() - start)
+        if round_:
+            evaluation.append(ends[0])
+            merge.append(ends[-1] - ends[0])
+    evaluations = 1 + (fork.num_branches - 1) * len(fork.alphas)
+    return statistics.median(evaluation), statistics.median(merge), evaluations
+
+
+def merge_table(merges, median):
+    """The ForkMerge merge table: its Markdown lines."""
+    lines = [
+        "## A ForkMerge merge (mlp)",
+        "",
+        "ForkMerge (docs/learned_weighting.md) with its two default branches (the primary task "
+        "alone; the primary with every auxiliary task), one epoch per fork, "
+        f"{MERGE_VALIDATION} validation examples (batches of 100), driven through the "
+        "callback's hooks. Each branch's epoch ends with one evaluation on the validation set "
+        "(its best epoch is kept, as the reference does); the last branch's also merges: the "
+        "greedy search over the α grid evaluates up to 1 + (B − 1) × 6 merges and sets the "
+        "weights. Times are medians over the rounds, and in plain steps of the same K.",
+        "",
+        "| XLA | K | end of a branch's epoch (ms) | merge (ms) | evaluations per merge "
+        "| merge in plain steps |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for (k, jit), (evaluation, merge, evaluations) in merges.items():
+        plain = median.get(("mlp", k, jit, PLAIN.key))
+        in_steps = "—" if plain is None else f"{merge / plain:.0f}"
+        lines.append(
+            f"| {'yes' if jit else 'no'} | {k} | {1000 * evaluation:.1f} | {1000 * merge:.1f} "
+            f"| {evaluations} | {in_steps} |"
         )
     lines.append("")
     return lines
@@ -691,7 +845,7 @@ def check_keys(keys):
 
 def floor_of(config, k):
     """The floor with as many backward passes as ``config``."""
-    return FLOOR_1.key if config.backward_passes(k) == 1 else FLOOR.key
+    return FLOOR_1.key if config.backward_passes(k) in (1, None) else FLOOR.key
 
 
 def main(argv):
@@ -731,11 +885,17 @@ def main(argv):
         for k in FLAGS.scaling_k
         for key in scaling_configs
     ]
+    many_configs = MANY_TASKS_TABLE
+    if FLAGS.methods_configs is not None:
+        references = [PLAIN.key, FLOOR_1.key, FLOOR.key]
+        many_configs = references + [
+            key for key in check_keys(FLAGS.methods_configs) if key not in references
+        ]
     many_jobs = [
         ("mlp", int(k), s.lower() == "true", key)
         for s in FLAGS.methods_xla
         for k in FLAGS.methods_k
-        for key in MANY_TASKS_TABLE
+        for key in many_configs
     ]
     names = list(dict.fromkeys(method_jobs + scaling_jobs + many_jobs))
     memory_jobs = [
@@ -745,7 +905,7 @@ def main(argv):
         memory_jobs += [
             ("mlp", int(k), key)
             for k in FLAGS.methods_memory_k
-            for key in MANY_TASKS_TABLE
+            for key in many_configs
             if key != FLOOR_1.key
         ]
         memory_jobs = list(dict.fromkeys(memory_jobs))
@@ -789,6 +949,13 @@ def main(argv):
             progress.update(r * len(names) + i + 1)
     gc.unfreeze()
     median = {name: statistics.median(t) for name, t in times.items()}
+    merges = {}
+    if many_jobs and FLAGS.methods_merge:
+        print(f"\nForkMerge merges: {FLAGS.rounds} rounds at each K.")
+        for s in FLAGS.methods_xla:
+            for k in FLAGS.methods_k:
+                jit = s.lower() == "true"
+                merges[(int(k), jit)] = merge_cost(int(k), jit, FLAGS.rounds)
     forward_memory = {}
     if forward_jobs and FLAGS.forward_memory and not ON_TENSORFLOW:
         for name in forward_jobs:
@@ -895,6 +1062,8 @@ def main(argv):
 
     if many_jobs:
         lines += many_tasks_table(many_jobs, ratios, median, memory)
+    if merges:
+        lines += merge_table(merges, median)
     if memory_jobs:
         lines += [
             "## Peak memory of a step (mlp)",
@@ -935,7 +1104,7 @@ def main(argv):
             if plain and plain["step_peak"] > 0:
                 ratio = f"{result['step_peak'] / plain['step_peak']:.2f}×"
             lines.append(
-                f"| {k} | {CONFIGS[key].label} | {CONFIGS[key].backward_passes(k)} "
+                f"| {k} | {CONFIGS[key].label} | {CONFIGS[key].backward_passes(k) or '—'} "
                 f"| {mib(result['held'], 2)} | {mib(result['step_peak'], 2)} | {ratio} "
                 f"| {mib(result['rss_first'], 1)} | {mib(result['rss_later'], 1)} |"
             )

@@ -38,8 +38,10 @@ def test_backward_passes_match_the_train_step():
     assert configs["projection_per_task"].backward_passes(16) == 17
     # The benchmark mirrors the rule of AuxiliaryTrainer's step; check it
     # against the step itself where it exposes it.
+    # Auto-λ's meta passes (look-ahead and products on the meta batch) are not counted.
+    assert configs["auto_lambda"].backward_passes(2) is None
     for key, config in configs.items():
-        if config.kind != "auxiliary":
+        if config.kind != "auxiliary" or config.backward_passes(2) is None:
             continue
         model, _, _ = step_overhead.build("mlp", 2, config, False)
         needed = getattr(model, "_gradients_needed", None)
@@ -95,6 +97,52 @@ def test_smoke_run(tmp_path):
     cells = check_forward_table(table)
     assert float(cells[4]) > 0 and float(cells[6]) > 0  # step (ms), compile (s)
     assert cells[7].strip() == "—"  # memory not measured
+
+
+def test_learned_methods_smoke_run(tmp_path):
+    # The learned weightings in the every-method table: Auto-λ and AuxiNash fed a meta
+    # batch through train_on_batch(TaskData), a ForkMerge branch's step and a merge.
+    output = tmp_path / "step_overhead_learned.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.step_overhead",
+            "--models=",
+            "--scaling_k=",
+            "--memory_k=",
+            "--methods_k=2",
+            "--methods_configs=auto_lambda,auxinash,auxinash_every_step,fork_merge",
+            "--methods_memory_k=",
+            "--rounds=1",
+            "--steps=1",
+            "--warmup=1",
+            f"--output={output}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = output.read_text(encoding="utf-8")
+    for row in [
+        "| yes | 2 | plain keras | 1 |",
+        "| yes | 2 | Auto-λ, exact (multitask) | — |",
+        "| yes | 2 | AuxiNash, between hyper-steps | 3 |",
+        "| yes | 2 | AuxiNash, hyper-step every step | 3 |",
+        "| yes | 2 | ForkMerge, a branch's step (multitask) | 1 |",
+    ]:
+        assert row in table, row
+    assert "- AuxiNash at K = 2 (XLA on), its hyper-step every 25 steps:" in table
+    merge = next(
+        line
+        for line in table.splitlines()
+        if line.startswith("| yes | 2 |") and "|" in line and line.count("|") == 7
+    )
+    evaluation, seconds, evaluations = merge.split("|")[3:6]
+    assert float(evaluation) > 0 and float(seconds) > 0
+    assert int(evaluations) == 7  # the best branch, then the other's six α's
 
 
 def check_forward_table(table):

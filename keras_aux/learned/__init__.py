@@ -20,6 +20,9 @@ implicit differentiation of the primary loss on a meta batch
 `AutoLambda` (Liu et al., TMLR 2022) is a loss weighting instead
 (``compile(loss_weighting=AutoLambda())``): per-task weights learned from a
 one-step look-ahead on a meta batch (`keras_aux.models.with_meta_batches`).
+
+`plot_learned_weights` draws what a run learned, from the ``History`` that `fit`
+returns, to a PNG (`plot_merge_weights`: ForkMerge's merge weights).
 """
 
 from keras_aux.learned.auto_lambda import AutoLambda
@@ -27,6 +30,7 @@ from keras_aux.learned.auxinash import AuxiNash
 from keras_aux.learned.fork_merge import BranchWeights, ForkMerge, plot_merge_weights
 from keras_aux.learned.metabalance import MetaBalance
 from keras_aux.learned.ol_aux import OLAux
+from keras_aux.learned.plots import learned_weight_logs, plot_learned_weights
 
 __all__ = [
     "AutoLambda",
@@ -35,5 +39,7 @@ __all__ = [
     "ForkMerge",
     "MetaBalance",
     "OLAux",
+    "learned_weight_logs",
+    "plot_learned_weights",
     "plot_merge_weights",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from keras_aux import censoring
-from keras_aux.models import AuxiliaryModel
+from keras_aux.models import AuxiliaryModel, TaskData
 from keras_aux.testing import TestCase
 from keras_aux.testing.censoring_reference import np_combine
 
@@ -95,6 +95,26 @@ class OneStepTest(TestCase):
                     self.assertAllClose(
                         v, expected, atol=1e-6, rtol=1e-5, msg=f"{mode} {granularity} {path}"
                     )
+
+    def test_train_on_batch_and_test_on_batch_take_task_data(self):
+        # Each task fed its own batch (`TaskData`) through train_on_batch, here the same x for
+        # both: the step is the one of plain data, which the test above checks against NumPy.
+        x, targets = self.data()
+        x = x.astype("float32")
+        targets = {k: v.astype("float32") for k, v in targets.items()}
+        task_data = TaskData((x, targets["label"]), {"recon": (x, targets["recon"])})
+        results = []
+        for data in [(x, targets), (task_data,)]:
+            model = linear_model()
+            model.compile(keras.optimizers.SGD(0.1), loss="mse", censoring="projection")
+            logs = model.train_on_batch(*data, return_dict=True)
+            results.append((logs, model.get_weights(), model.test_on_batch(*data, return_dict=True)))
+        (plain_logs, plain_weights, plain_test), (logs, weights, test) = results
+        for got, want in zip(weights, plain_weights, strict=True):
+            self.assertAllClose(got, want, atol=1e-6)
+        for name in ["label_loss", "recon_loss", "loss"]:
+            self.assertAllClose(logs[name], plain_logs[name], atol=1e-6, msg=name)
+            self.assertAllClose(test[name], plain_test[name], atol=1e-6, msg=name)
 
     def test_an_aggregator_aggregates_the_primary_and_weighted_auxiliary_gradients(self):
         # `compile(censoring="upgrad")`: the rows are [p, λ a] flattened over

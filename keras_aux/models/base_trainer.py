@@ -36,7 +36,7 @@ from keras_aux import compat
 from keras_aux import weighting as weighting_lib
 from keras_aux.models import implicit
 from keras_aux.models import logs as logs_lib
-from keras_aux.models.task_data import TaskData
+from keras_aux.models.task_data import TaskData, unwrap_task_data
 from keras_aux.models.task_metrics import TaskMetrics, per_task
 
 PER_TASK = "per_task"
@@ -1231,6 +1231,7 @@ class BaseAuxiliaryTrainer:
         missing: those tasks are left out of the losses and logs. A meta
         batch (`TaskData.meta`) is not among them: see `_meta_batch`.
         """
+        data = unwrap_task_data(data)
         if isinstance(data, TaskData) and not data.auxiliary:
             data = data.primary  # plain data, with a meta batch beside it
         if not isinstance(data, TaskData):
@@ -1266,6 +1267,7 @@ class BaseAuxiliaryTrainer:
         (`TaskData.meta`), or None; refused when the compiled loss weighting
         or censoring method needs one and the data has none, or the data has
         one and nothing uses it."""
+        data = unwrap_task_data(data)
         meta = data.meta if isinstance(data, TaskData) else None
         weighting = self._tasks.weighting
         if self._censor_needs_meta_batch():

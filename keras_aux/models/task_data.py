@@ -29,6 +29,21 @@ class TaskData(NamedTuple):
     meta: Any = None
 
 
+def unwrap_task_data(data):
+    """``data``, or the `TaskData` inside it when Keras wrapped one as ``(TaskData, None,
+    None)``: ``train_on_batch(task_data)`` and ``test_on_batch(task_data)`` pass their
+    ``(x, y, sample_weight)`` with ``x`` a `TaskData`."""
+    if (
+        isinstance(data, (list, tuple))
+        and not isinstance(data, TaskData)
+        and data
+        and isinstance(data[0], TaskData)
+        and all(part is None for part in data[1:])
+    ):
+        return data[0]
+    return data
+
+
 def zip_tasks(primary, auxiliary, meta=None):
     """Zips a primary dataset with one dataset per auxiliary output.
 
