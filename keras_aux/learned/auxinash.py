@@ -37,7 +37,12 @@ a held-out split by default (the reference's is the training set).
 import keras
 from keras import ops
 
-from keras_aux.censoring.aggregation.censor import flatten_tasks, split_vector
+from keras_aux.censoring.aggregation.censor import (
+    scale_vector,
+    task_gramian,
+    task_layout,
+    weighted_task_sum,
+)
 from keras_aux.censoring.aggregation.solvers import solve_power_equation
 from keras_aux.censoring.base import Censor, check_gradients, sum_of_products
 from keras_aux.learned.metabalance import PACKAGE, check_task_count, validate_num_auxiliary
@@ -175,8 +180,7 @@ class AuxiNash(Censor):
                 "tasks, and no auxiliary task reaches a variable the primary task reaches."
             )
         tasks = [list(primary)] + [list(task) for task in auxiliary]
-        rows = [[g if v in shared else None for v, g in enumerate(task)] for task in tasks]
-        return flatten_tasks(rows, [None] + list(weights))
+        return [[g if v in shared else None for v, g in enumerate(task)] for task in tasks]
 
     def update(self, primary, auxiliary, weights, state, reference=None):
         """``Σᵢ αᵢ gᵢ`` (see the class), and the state with the new α, Gram
@@ -184,23 +188,24 @@ class AuxiNash(Censor):
         del reference
         weights = check_gradients(primary, auxiliary, weights)
         check_task_count("AuxiNash", self.num_auxiliary, auxiliary)
-        matrix, layout = self._rows(primary, auxiliary, weights)
-        matrix = ops.cast(matrix, "float32")
-        gram = ops.matmul(matrix, ops.transpose(matrix))
+        # The Gramian path (docs/aggregation.md): G one variable at a time and each shared
+        # variable's Σᵢ αᵢ λᵢ gᵢ, with no (K+1) × P matrix of flattened gradients.
+        rows = self._rows(primary, auxiliary, weights)
+        scales = [None] + list(weights)
+        layout, _ = task_layout(rows)
+        gram = task_gramian(rows, scales, layout, "float32")
         # A non-finite step is not applied (its state is dropped), but TensorFlow's
         # linear solves raise on it: they see the identity instead.
         gram = ops.where(ops.all(ops.isfinite(gram)), gram, ops.eye(self.num_tasks))
         alpha = solve_power_equation(
             gram, 1.0, self.regularization, self.iterations, powers=state["powers"]
         )
-        direction = ops.matmul(alpha[None, :], matrix)[0]
-        if self.max_norm > 0:
-            norm = ops.sqrt(ops.sum(ops.square(direction)))
-            direction = direction * ops.where(
-                norm > self.max_norm, self.max_norm / ops.maximum(norm, 1e-30), 1.0
-            )
-        out = split_vector(direction, layout)
+        out = weighted_task_sum(rows, alpha * scale_vector(scales, "float32"), layout, "float32")
         shared = set(layout[1])
+        if self.max_norm > 0:
+            norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(out[v], "float32"))) for v in shared))
+            factor = ops.where(norm > self.max_norm, self.max_norm / ops.maximum(norm, 1e-30), 1.0)
+            out = [g if g is None else ops.cast(factor, g.dtype) * g for g in out]
         tasks = [list(primary)] + [list(task) for task in auxiliary]
         scales = [1.0] + list(weights)
         for v in range(len(primary)):

@@ -167,6 +167,13 @@ def aggregate_by_gramian(aggregator, tasks, scales, state):
         return [None] * num_variables, state
     w, state = aggregator.gramian_weights(task_gramian(tasks, scales, layout, dtype), state)
     coefficients = ops.cast(w, dtype) * scale_vector(scales, dtype)
+    return weighted_task_sum(tasks, coefficients, layout, dtype), state
+
+
+def weighted_task_sum(tasks, coefficients, layout, dtype):
+    """Each variable's ``Σ_k c_k g_{k,v}`` over the tasks that reach it, computed in
+    ``dtype`` and cast to its gradients' dtype (None where no task reaches it)."""
+    num_variables, used, shapes, dtypes = layout
     out = [None] * num_variables
     for v, shape, variable_dtype in zip(used, shapes, dtypes):
         total = None
@@ -176,7 +183,7 @@ def aggregate_by_gramian(aggregator, tasks, scales, state):
             term = coefficients[i] * ops.reshape(ops.cast(task[v], dtype), shape)
             total = term if total is None else total + term
         out[v] = ops.cast(total, variable_dtype)
-    return out, state
+    return out
 
 
 def aggregate_tasks(aggregator, tasks, scales, state):
