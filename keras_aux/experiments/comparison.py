@@ -542,7 +542,8 @@ def compare(rows, part, situation):
         ``n`` (its seeds), ``mean``, ``std``, ``diff`` (mean paired difference vs single task,
         in the metric's units), ``half`` (half-width of its 95 % t-interval), ``pairs``, ``p``
         (two-sided paired t-test) and ``p_holm`` (Holm-adjusted over the methods of this
-        situation), ``seconds`` (mean per run).
+        situation), ``seconds`` (median over its runs: a run slowed by the machine's other
+        work, or paused, does not move it).
 
     Reference: Holm (1979); the paired comparisons of docs/censoring.md#synthetic-experiment.
     """
@@ -577,7 +578,7 @@ def compare(rows, part, situation):
                 "half": half,
                 "pairs": pairs,
                 "p": p,
-                "seconds": float(np.mean([v[1] for v in runs[method].values()])),
+                "seconds": float(np.median([v[1] for v in runs[method].values()])),
             }
         )
     adjusted = reporting.holm_adjusted([r["p"] for r in out])
@@ -609,7 +610,9 @@ def summarize(rows, output):
         "for every method; projection and the cosine modes use the moving average α = 0.01. "
         "**diff**: mean over seeds of the paired difference to single task (same seed: same "
         "initial weights, data and shuffling) ± the half-width of its 95 % t-interval; **p**: "
-        "two-sided paired t-test, Holm-adjusted over the methods of the situation.",
+        "two-sided paired t-test, Holm-adjusted over the methods of the situation. **s / run**: "
+        "median wall-clock seconds of a run's `fit` on a shared 2-core machine, two runs at a "
+        "time, one thread each.",
         "",
         "- **fashion**: Fashion-MNIST, 1,000 labelled primary images (100 per class, drawn per "
         "seed), the auxiliary task on all 60,000 training images: `coarse` (the four groups of "
