@@ -108,7 +108,9 @@ class OneStepTest(TestCase):
             model = linear_model()
             model.compile(keras.optimizers.SGD(0.1), loss="mse", censoring="projection")
             logs = model.train_on_batch(*data, return_dict=True)
-            results.append((logs, model.get_weights(), model.test_on_batch(*data, return_dict=True)))
+            results.append(
+                (logs, model.get_weights(), model.test_on_batch(*data, return_dict=True))
+            )
         (plain_logs, plain_weights, plain_test), (logs, weights, test) = results
         for got, want in zip(weights, plain_weights, strict=True):
             self.assertAllClose(got, want, atol=1e-6)

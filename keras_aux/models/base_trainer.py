@@ -26,6 +26,7 @@ import contextlib
 import functools
 import math
 import operator
+import threading
 import warnings
 
 import keras
@@ -272,7 +273,9 @@ class _CompiledTasks:
         self.weighting = None  # the `LossWeighting`, set by `compile`
         self.weighting_structure = None  # what `weighting.init` returned
         self.weighting_parameter_names = []  # the names `weighting.parameters` gave, sorted
-        self.parameter_snapshot = None  # `snapshot_loss_weighting_parameters`, for one step
+        # `snapshot_loss_weighting_parameters`, for one step, by thread: MirroredStrategy
+        # traces each replica's step in a thread of its own.
+        self.parameter_snapshot = {}
 
 
 class BaseAuxiliaryTrainer:
@@ -282,7 +285,8 @@ class BaseAuxiliaryTrainer:
     a stateless backend, ``test_step``) from the pieces here; it may override
     the hooks ``_state_scope`` (where state and metric variables are created),
     ``_eager_state_scope`` (the same, from inside a traced step) and
-    ``_replica_share`` / ``_global_value`` (a per-replica loss share).
+    ``_replica_share`` / ``_global_value`` (a per-replica loss share) and
+    ``_replica_mean`` (a per-replica value averaged over replicas).
 
     Reference: Lemaire 2018; Du et al. 2018 (arXiv:1812.02224). See docs/censoring.md.
     """
@@ -696,6 +700,12 @@ class BaseAuxiliaryTrainer:
         """Undoes `_replica_share`, for logging the global value."""
         return value
 
+    def _replica_mean(self, value):
+        """A per-replica value (this replica's mean loss) as its mean over
+        replicas, differentiable as this replica's own (identity on one device
+        and where each replica already sees the global batch)."""
+        return value
+
     # ---------------------------------------------------------- censor state
     @property
     def censor_state_holder(self):
@@ -845,7 +855,8 @@ class BaseAuxiliaryTrainer:
         tasks = self._tasks
         if tasks.weighting is not None and tasks.weighting_parameter_names:
             values = self._loss_weighting_parameter_values()
-            tasks.parameter_snapshot = {n: ops.copy(v) for n, v in values.items()}
+            snapshot = {n: ops.copy(v) for n, v in values.items()}
+            tasks.parameter_snapshot[threading.get_ident()] = snapshot
 
     def end_loss_weighting_epoch(self):
         """Closes an epoch of the loss weighting's state (`LossWeightingEpochs`
@@ -860,9 +871,10 @@ class BaseAuxiliaryTrainer:
             variable.assign(ops.cast(value, variable.dtype))
 
     def _task_loss_vector(self, task_losses):
-        """The task losses, primary first, as global values in one vector."""
+        """The task losses, primary first, as global values in one vector
+        (the mean over replicas: a loss weighting reads them non-linearly)."""
         names = [self.primary, *self.auxiliary_names]
-        return ops.stack([self._global_value(task_losses[t]) for t in names])
+        return self._replica_mean(ops.stack([self._global_value(task_losses[t]) for t in names]))
 
     def _weighted_task_losses(self, task_losses):
         """``{task: objective}`` before the λ's: the loss weighting's objectives
@@ -924,8 +936,7 @@ class BaseAuxiliaryTrainer:
         names = [self.primary, *self.auxiliary_names]
         losses = ops.stop_gradient(self._task_loss_vector(task_losses))
         state = self.loss_weighting_state
-        parameters = tasks.parameter_snapshot
-        tasks.parameter_snapshot = None
+        parameters = tasks.parameter_snapshot.pop(threading.get_ident(), None)
         if parameters is None:
             parameters = self._loss_weighting_parameter_values()
         omega = weighting.weights(losses, state, parameters)

@@ -35,6 +35,9 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
     def _global_value(self, value):
         return distribution.unscale_loss(value)
 
+    def _replica_mean(self, value):
+        return distribution.replica_mean(value)
+
     def train_step(self, data):
         """One forward pass per batch, per-task gradients, censoring, one optimizer step."""
         batches = self._task_batches(data, training=True)
@@ -94,18 +97,24 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
                 losses = self.lookahead_losses(list(zip(variables, theta)), batches)
             g = inner.gradient(losses, theta, output_gradients=weights * scale)
             g = [None if d is None else distribution.dense(d) / scale for d in g]
-        lookahead = self.lookahead_parameters(theta, g, learning_rate)
+        # Under a strategy, g, v and h are this replica's: θ′ and h need the global ones.
+        lookahead = self.lookahead_parameters(theta, distribution.all_reduce_mean(g), learning_rate)
         with tf.GradientTape(watch_accessed_variables=False) as meta_tape:
             meta_tape.watch(lookahead)
             meta_loss = self.lookahead_meta_loss(list(zip(variables, lookahead)), meta_batch)
-        v = [
-            None if u is None else distribution.dense(u) / scale
-            for u in meta_tape.gradient(meta_loss, lookahead, output_gradients=scale)
-        ]
+        v = distribution.all_reduce_mean(
+            [
+                None if u is None else distribution.dense(u) / scale
+                for u in meta_tape.gradient(meta_loss, lookahead, output_gradients=scale)
+            ]
+        )
 
         def exact():
             scaled = [None if u is None else u * scale for u in v]
-            return _derivatives_along(outer, g, weights, scaled) / scale
+            (products,) = distribution.all_reduce_mean(
+                [_derivatives_along(outer, g, weights, scaled) / scale]
+            )
+            return products
 
         return self.lookahead_products(theta, v, batches, [], exact)
 
