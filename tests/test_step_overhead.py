@@ -56,35 +56,32 @@ def test_backward_passes_match_the_train_step():
         assert config.forward_path(2) == (model.gradient_path == "forward"), key
 
 
-def test_smoke_run(tmp_path):
-    output = tmp_path / "step_overhead.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.step_overhead",
-            "--models=mlp",
-            "--xla=false",
-            "--configs=plain,floor,pcgrad",
-            "--scaling_k=2",
-            "--scaling_configs=plain,pcgrad",
-            "--memory_k=2",
-            "--memory_configs=pcgrad",
-            "--rounds=1",
-            "--steps=1",
-            "--warmup=1",
-            "--memory_steps=1",
-            "--forward_k=2",
-            "--forward_memory=false",
-            f"--output={output}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_step_overhead(output, *flags, env=None):
+    """Runs ``python -m benchmarks.step_overhead`` with ``flags`` (as users run it) and
+    returns the table it wrote to ``output``."""
+    command = [sys.executable, "-m", "benchmarks.step_overhead", *flags, f"--output={output}"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = output.read_text(encoding="utf-8")
+    return output.read_text(encoding="utf-8")
+
+
+def test_smoke_run(tmp_path):
+    table = run_step_overhead(
+        tmp_path / "step_overhead.md",
+        "--models=mlp",
+        "--xla=false",
+        "--configs=plain,floor,pcgrad",
+        "--scaling_k=2",
+        "--scaling_configs=plain,pcgrad",
+        "--memory_k=2",
+        "--memory_configs=pcgrad",
+        "--rounds=1",
+        "--steps=1",
+        "--warmup=1",
+        "--memory_steps=1",
+        "--forward_k=2",
+        "--forward_memory=false",
+    )
     assert "## Step time per censoring method" in table
     assert "| mlp | no | plain keras | 1 |" in table
     assert "| mlp | no | pcgrad | 2 |" in table
@@ -102,30 +99,18 @@ def test_smoke_run(tmp_path):
 def test_learned_methods_smoke_run(tmp_path):
     # The learned weightings in the every-method table: Auto-λ and AuxiNash fed a meta
     # batch through train_on_batch(TaskData), a ForkMerge branch's step and a merge.
-    output = tmp_path / "step_overhead_learned.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.step_overhead",
-            "--models=",
-            "--scaling_k=",
-            "--memory_k=",
-            "--methods_k=2",
-            "--methods_configs=auto_lambda,auxinash,auxinash_every_step,fork_merge",
-            "--methods_memory_k=",
-            "--rounds=1",
-            "--steps=1",
-            "--warmup=1",
-            f"--output={output}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    table = run_step_overhead(
+        tmp_path / "step_overhead_learned.md",
+        "--models=",
+        "--scaling_k=",
+        "--memory_k=",
+        "--methods_k=2",
+        "--methods_configs=auto_lambda,auxinash,auxinash_every_step,fork_merge",
+        "--methods_memory_k=",
+        "--rounds=1",
+        "--steps=1",
+        "--warmup=1",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = output.read_text(encoding="utf-8")
     for row in [
         "| yes | 2 | plain keras | 1 |",
         "| yes | 2 | Auto-λ, exact (multitask) | — |",
@@ -138,7 +123,7 @@ def test_learned_methods_smoke_run(tmp_path):
     merge = next(
         line
         for line in table.splitlines()
-        if line.startswith("| yes | 2 |") and "|" in line and line.count("|") == 7
+        if line.startswith("| yes | 2 |") and line.count("|") == 7
     )
     evaluation, seconds, evaluations = merge.split("|")[3:6]
     assert float(evaluation) > 0 and float(seconds) > 0
@@ -157,13 +142,14 @@ def check_forward_table(table):
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_forward_smoke_run_jax(tmp_path):
     # The gradient-path table alone: tables 1-3 need the TensorFlow backend.
-    output = tmp_path / "forward_jax.md"
-    command = [sys.executable, "-m", "benchmarks.step_overhead", "--forward_k=2", "--rounds=1"]
-    command += ["--steps=1", "--warmup=1", f"--output={output}"]
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = output.read_text(encoding="utf-8")
+    table = run_step_overhead(
+        tmp_path / "forward_jax.md",
+        "--forward_k=2",
+        "--rounds=1",
+        "--steps=1",
+        "--warmup=1",
+        env=dict(os.environ, KERAS_BACKEND="jax"),
+    )
     assert "`KERAS_BACKEND=jax python -m benchmarks.step_overhead" in table
     assert "## Step time per censoring method" not in table
     cells = check_forward_table(table)
