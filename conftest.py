@@ -17,6 +17,14 @@ import importlib.util
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA's CPU backend compiles without LLVM's optimisation passes: the tests compile hundreds
+# of small functions and run each a few times, so compiling dominates (a third of
+# aggregators_test.py's time). The arithmetic is the same IEEE operations either way (XLA
+# enables no fast-math on CPU); subprocesses inherit it. Benchmarks never set it.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
 
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 if not HAS_TENSORFLOW:
