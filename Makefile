@@ -20,9 +20,10 @@ FAST_TIER ?= keras_aux tests/test_install.py -m "not integration"
 INTEGRATION_TIER ?= keras_aux tests -m integration
 # pytest-xdist workers: one per core, at most 4 (each imports TensorFlow). The suite is mostly
 # single-threaded tracing, so two workers on two cores halve its time. `PYTEST_WORKERS=0` runs
-# it in one process.
+# it in one process. `worksteal`: a worker that runs out takes queued tests from the other,
+# so a few minute-long tests near the end do not leave a core idle.
 PYTEST_WORKERS ?= auto
-PYTEST := -m pytest -n $(PYTEST_WORKERS) --maxprocesses=4
+PYTEST := -m pytest -n $(PYTEST_WORKERS) --maxprocesses=4 --dist worksteal
 
 # The JAX tier's extras: everything but a TensorFlow flavour and `tfds` (its builders are
 # TensorFlow-only), so that no TensorFlow is installed.
