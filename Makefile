@@ -14,9 +14,9 @@ STAMP := $(VENV)/.installed-stamp
 # tests and the install checks.
 FAST_TIER ?= keras_aux tests/test_install.py -m "not integration"
 # The integration tier (the `integration` mark, conftest.py): the trainers, benchmarks' smoke
-# runs, save/serve and multi-worker runs of tests/, and the colocated tests that run TensorFlow
-# and JAX in one process each. `make test` runs the two tiers one after the other, each under
-# 10 minutes on 2 cores.
+# runs, save/serve and multi-worker runs of tests/, and the slow colocated tests (TensorFlow and
+# JAX in one process each, every method on two replicas). `make test` runs the two tiers one
+# after the other, each under 10 minutes on 2 cores.
 INTEGRATION_TIER ?= keras_aux tests -m integration
 # pytest-xdist workers: one per core, at most 4 (each imports TensorFlow). The suite is mostly
 # single-threaded tracing, so two workers on two cores halve its time. `PYTEST_WORKERS=0` runs
@@ -35,8 +35,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# --no-compile: pip would byte-compile every module of every package (TensorFlow's thousands:
+# half the install's time); Python compiles, and caches, the ones imported on first import.
 $(STAMP): $(PY) setup.py $(LOCK)
-	$(PY) -m pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --no-compile -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -70,6 +70,8 @@ class CompareTest(TestCase):
 
 
 class EndToEndTest(TestCase):
+    # Six real runs of the benchmark (about 20 s): a smoke run, in the integration tier.
+    @pytest.mark.integration
     def test_tiny_fashion_runs_and_report(self):
         rng = np.random.default_rng(0)
         y = np.repeat(np.arange(10), 130)

@@ -407,7 +407,12 @@ _DATA_PARALLEL = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX installed")
+# The run is on JAX whatever the current backend (a subprocess): the JAX tier runs it,
+# as distribution_methods_test.py's, and the TensorFlow tiers need not run it again.
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="runs on the JAX tier (KERAS_BACKEND=jax, make test-jax)",
+)
 class DataParallelTest(TestCase):
     def test_two_devices_give_the_update_of_one(self):
         # On JAX the global batch is one array sharded over the devices, so each

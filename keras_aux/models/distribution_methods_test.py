@@ -1,7 +1,7 @@
 """The newer methods of keras-aux under data parallelism: the same global
 batches on one device and on two replicas give the same weights and the same
 method state, on TensorFlow (`tf.distribute.MirroredStrategy` over the two
-logical CPUs of conftest.py, on the TensorFlow tier) and on JAX
+logical CPUs of conftest.py, on the integration tier) and on JAX
 (`keras.distribution.DataParallel` over two host devices, in a subprocess as
 backends_test.py, on the JAX tier).
 
@@ -233,11 +233,16 @@ class MirroredStrategyMethodsTest(TestCase):
             # d/dx_r (r + 1) Σ m², m the mean read as if it were x_r: 2 (r + 1) m.
             self.assertAllClose(gradients[r], 2.0 * (r + 1) * expected)
 
-    # One test per group, so that pytest-xdist's workers share them.
+    # One test per group, so that pytest-xdist's workers share them. Each trains every
+    # configuration of its group twice (about 90 s in all on 2 cores): the integration
+    # tier runs them, the fast tier keeps MirroredStrategy's own checks
+    # (auxiliary_test.py, maxl/backend/tensorflow_trainer_test.py).
+    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_forward_gradient_path(self):
         self.assert_two_replicas_match_one_device("forward")
 
+    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_loss_weightings(self):
         # Failed before the task losses were averaged over replicas (DWA, GradNorm, GLS, FAMO
@@ -245,10 +250,12 @@ class MirroredStrategyMethodsTest(TestCase):
         # (uncertainty weighting's logged weight).
         self.assert_two_replicas_match_one_device("weighting")
 
+    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_aggregators(self):
         self.assert_two_replicas_match_one_device("aggregator")
 
+    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_learned_methods(self):
         # Auto-λ failed before its look-ahead gradient, meta-gradient and products were

@@ -126,6 +126,8 @@ JAX_SCRIPT = textwrap.dedent(
 )
 
 
+# One process per backend: run by the integration tier, as primary_aware_test.py's.
+@pytest.mark.integration
 def test_same_numbers_under_jax():
     pytest.importorskip("jax", reason="jax is not installed in this environment")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
