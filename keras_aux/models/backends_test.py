@@ -26,10 +26,11 @@ from keras_aux.testing.censoring_reference import np_combine
 N_IN, N_HIDDEN = 5, 4
 
 
-def linear_model(seed=0, aux_tasks=("recon",)):
-    """x → linear trunk → linear heads: gradients have a closed form."""
+def trunk_model(seed=0, aux_tasks=("recon",), activation=None):
+    """x → dense trunk (``activation``) → linear heads, the primary "label" and
+    one per auxiliary task, with seeded weights."""
     x = keras.Input((N_IN,), name="x")
-    h = keras.layers.Dense(N_HIDDEN, name="trunk")(x)
+    h = keras.layers.Dense(N_HIDDEN, activation=activation, name="trunk")(x)
     outputs = {"label": keras.layers.Dense(2, name="label")(h)}
     for task in aux_tasks:
         outputs[task] = keras.layers.Dense(3, name=task)(h)
@@ -39,6 +40,11 @@ def linear_model(seed=0, aux_tasks=("recon",)):
         [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in model.weights]
     )
     return model
+
+
+def linear_model(seed=0, aux_tasks=("recon",)):
+    """x → linear trunk → linear heads: gradients have a closed form."""
+    return trunk_model(seed, aux_tasks)
 
 
 def numpy_gradients(model, x, targets):

@@ -28,10 +28,11 @@ import pytest
 
 from keras_aux import censoring, weighting
 from keras_aux.learned import AutoLambda, MetaBalance, OLAux
-from keras_aux.models import AuxiliaryModel, TaskData
+from keras_aux.models import TaskData
+from keras_aux.models.backends_test import N_IN, trunk_model
 from keras_aux.testing import TestCase
 
-N_IN, N_HIDDEN, N_SAMPLES, BATCH = 5, 4, 32, 16
+N_SAMPLES, BATCH = 32, 16
 AUXILIARY = ("recon", "side")
 
 # One aggregator of each kind. Every aggregator reads the same all-reduced per-task
@@ -71,17 +72,7 @@ def uses_meta_batches(name):
 def tanh_model(seed=0):
     """x → tanh trunk → linear heads (the primary "label" and two auxiliary
     tasks): small, and non-linear so that the tasks' gradients disagree."""
-    x = keras.Input((N_IN,), name="x")
-    h = keras.layers.Dense(N_HIDDEN, activation="tanh", name="trunk")(x)
-    outputs = {"label": keras.layers.Dense(2, name="label")(h)}
-    for task in AUXILIARY:
-        outputs[task] = keras.layers.Dense(3, name=task)(h)
-    model = AuxiliaryModel(x, outputs, primary="label")
-    rng = np.random.default_rng(seed)
-    model.set_weights(
-        [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in model.weights]
-    )
-    return model
+    return trunk_model(seed, AUXILIARY, activation="tanh")
 
 
 def make_data(seed=3):

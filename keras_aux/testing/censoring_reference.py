@@ -1,4 +1,4 @@
-"""The censoring formulas in plain NumPy, written from docs/censoring.md: the
+"""The censoring formulas (docs/censoring.md) and PCGrad in plain NumPy: the
 independent reference the tests of every backend compare with."""
 
 import numpy as np
@@ -52,4 +52,18 @@ def np_combine(p, tasks, lams, mode, granularity, reference=None):
                 continue
             c = lam * censored.get(i, a)
             out[i] = c if out[i] is None else out[i] + c
+    return out
+
+
+def np_pcgrad_rows(j):
+    """PCGrad (Yu et al. 2020, Algorithm 1) on the rows of ``j``, each projected
+    against the other rows in index order; returns the sum."""
+    j = np.asarray(j, np.float64)
+    out = np.zeros(j.shape[1])
+    for i in range(len(j)):
+        g = j[i].copy()
+        for k in range(len(j)):
+            if k != i and g @ j[k] < 0:
+                g = g - (g @ j[k]) / (j[k] @ j[k]) * j[k]
+        out += g
     return out

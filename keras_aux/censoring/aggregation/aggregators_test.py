@@ -11,6 +11,7 @@ from scipy.optimize import least_squares, minimize
 
 from keras_aux.censoring import aggregation as agg
 from keras_aux.testing import TestCase
+from keras_aux.testing.censoring_reference import np_pcgrad_rows
 
 # TorchJD's published values (tests/unit/aggregation/test_values.py of
 # github.com/SimplexLab/TorchJD at 862baeda, checked there to atol 1e-4) for
@@ -204,18 +205,6 @@ def np_config(j):
     return (j @ d).sum() * d
 
 
-def np_pcgrad(j):
-    """Yu et al. 2020, Algorithm 1 on the rows, fixed order."""
-    out = np.zeros(j.shape[1])
-    for i in range(len(j)):
-        g = j[i].copy()
-        for k in range(len(j)):
-            if k != i and g @ j[k] < 0:
-                g = g - (g @ j[k]) / (j[k] @ j[k]) * j[k]
-        out += g
-    return out
-
-
 def np_gradvac(j, targets, beta=0.5, eps=1e-8):
     """Wang et al. 2021 on the rows (fixed order); returns (vector, new targets)."""
     targets = targets.copy()
@@ -249,7 +238,7 @@ NUMPY = {
     "nash_mtl": np_nash_mtl,
     "fairgrad": functools.partial(np_fairgrad, alpha=1.0),
     "config": np_config,
-    "pcgrad": np_pcgrad,
+    "pcgrad": np_pcgrad_rows,
     "gradvac": lambda j: np_gradvac(j, np.zeros((len(j), len(j))))[0],
 }
 OPTIONS = {"cagrad": {"c": 0.5}, "fairgrad": {"alpha": 1.0}}
