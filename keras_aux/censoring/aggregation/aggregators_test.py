@@ -427,10 +427,11 @@ def test_linear_under_scaling(name):
 
 @pytest.mark.parametrize("name", agg.NAMES)
 def test_expected_structure_and_finite_on_degenerate_matrices(name):
+    # One shape, so one compiled function per aggregator (zero columns change nothing here).
     matrices = [
         np.zeros((3, 5)),
-        np.array([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [2.0, 4.0, 0.0]]),  # zero and parallel rows
-        np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]),  # opposite rows
+        np.array([[1.0, 2.0, 0, 0, 0], [0, 0, 0, 0, 0], [2.0, 4.0, 0, 0, 0]]),  # zero, parallel
+        np.array([[1.0, 0, 0, 0, 0], [-1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]]),  # opposite rows
     ]
     for j in matrices:
         vector = run(name, j, **OPTIONS.get(name, {}))  # under XLA: eager solvers are slow
