@@ -225,7 +225,7 @@ class MirroredStrategyMethodsTest(TestCase):
             self.assertAllClose(gradients[r], 2.0 * (r + 1) * expected)
 
     # One test per group, so that pytest-xdist's workers share them. Each trains every
-    # configuration of its group twice (about 90 s in all on 2 cores): the integration
+    # configuration of its group twice (about 90 s of test time in all): the integration
     # tier runs them, the fast tier keeps MirroredStrategy's own checks
     # (auxiliary_test.py, maxl/backend/tensorflow_trainer_test.py).
     @pytest.mark.integration
