@@ -248,8 +248,9 @@ def random_matrix(seed, k, n):
     return np.random.default_rng(seed).normal(size=(k, n))
 
 
-# Full row rank (K < n) with conflicting rows; and K > n (rank-deficient Gramian).
+# Full row rank (K < n) with conflicting rows.
 SHAPES = [(3, 7), (5, 12), (8, 20)]
+# K > n: a rank-deficient Gramian.
 RANK_DEFICIENT = (6, 4)
 
 
