@@ -16,11 +16,10 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 
-from keras_aux.testing import TestCase
+from keras_aux.testing import TestCase, jax_tier_only
 
 # The same networks and weights on every backend (initializers draw backend-specific numbers).
 _SETUP = textwrap.dedent(
@@ -170,12 +169,7 @@ class CrossBackendTest(TestCase):
                 self.assertAllClose(b, a)
 
 
-# The run is on JAX whatever the current backend (a subprocess): the JAX tier runs it,
-# as distribution_methods_test.py's, and the TensorFlow tiers need not run it again.
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="runs on the JAX tier (KERAS_BACKEND=jax, make test-jax)",
-)
+@jax_tier_only
 class DataParallelTest(TestCase):
     def test_two_devices_give_the_update_of_one(self):
         env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_ENABLE_X64": "0"}

@@ -20,7 +20,7 @@ import pytest
 
 from keras_aux import censoring
 from keras_aux.models import AuxiliaryModel, TaskData
-from keras_aux.testing import TestCase
+from keras_aux.testing import TestCase, jax_tier_only
 from keras_aux.testing.censoring_reference import np_combine
 
 N_IN, N_HIDDEN = 5, 4
@@ -413,12 +413,7 @@ _DATA_PARALLEL = textwrap.dedent(
 )
 
 
-# The run is on JAX whatever the current backend (a subprocess): the JAX tier runs it,
-# as distribution_methods_test.py's, and the TensorFlow tiers need not run it again.
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="runs on the JAX tier (KERAS_BACKEND=jax, make test-jax)",
-)
+@jax_tier_only
 class DataParallelTest(TestCase):
     def test_two_devices_give_the_update_of_one(self):
         # On JAX the global batch is one array sharded over the devices, so each

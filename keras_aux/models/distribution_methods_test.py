@@ -30,7 +30,7 @@ from keras_aux import censoring, weighting
 from keras_aux.learned import AutoLambda, MetaBalance, OLAux
 from keras_aux.models import TaskData
 from keras_aux.models.backends_test import N_IN, trunk_model
-from keras_aux.testing import TestCase
+from keras_aux.testing import TestCase, jax_tier_only, requires_tensorflow_backend
 
 N_SAMPLES, BATCH = 32, 16
 AUXILIARY = ("recon", "side")
@@ -152,9 +152,48 @@ def assert_same_results(test, one, two, name):
             test.assertAllClose(b, a, atol=1e-6, rtol=1e-5, msg=f"{name}: {key}[{i}]")
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="MirroredStrategy needs TensorFlow"
-)
+@requires_tensorflow_backend
+class ReplicaMeanTest(TestCase):
+    def test_replica_mean_is_the_mean_with_the_gradient_of_the_replicas_own_value(self):
+        import tensorflow as tf
+
+        from keras_aux.models import distribution
+        from keras_aux.testing import mirrored_strategy
+
+        if len(tf.config.list_logical_devices("CPU")) < 2:
+            self.skipTest("needs 2 logical CPU devices (configured in conftest.py)")
+        strategy = mirrored_strategy()
+        local = np.array([[1.0, 4.0], [3.0, -2.0]], "float32")  # replica r holds local[r]
+        values = strategy.experimental_distribute_values_from_function(
+            lambda context: tf.constant(local[context.replica_id_in_sync_group])
+        )
+
+        @tf.function
+        def step(value):
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            with tf.GradientTape() as tape:
+                tape.watch(value)
+                mean = distribution.replica_mean(value)
+                # Weighted by replica, so that a gradient summed over replicas would differ.
+                objective = tf.cast(replica + 1, tf.float32) * tf.reduce_sum(tf.square(mean))
+            (mean_again,) = distribution.all_reduce_mean([value])
+            return mean, mean_again, tape.gradient(objective, value)
+
+        results = strategy.run(step, args=(values,))
+        means, means_again, gradients = (strategy.experimental_local_results(r) for r in results)
+        expected = local.mean(axis=0)
+        for r in range(2):
+            self.assertAllClose(means[r], expected)
+            self.assertAllClose(means_again[r], expected)
+            # d/dx_r (r + 1) Σ m², m the mean read as if it were x_r: 2 (r + 1) m.
+            self.assertAllClose(gradients[r], 2.0 * (r + 1) * expected)
+
+
+# Every configuration trains twice (about 90 s of test time in all): the integration tier
+# runs this class; the fast tier keeps MirroredStrategy's own checks (auxiliary_test.py,
+# maxl/backend/tensorflow_trainer_test.py) and the replica mean above.
+@pytest.mark.integration
+@requires_tensorflow_backend
 class MirroredStrategyMethodsTest(TestCase):
     def train_tensorflow(self, name, strategy):
         import tensorflow as tf
@@ -190,50 +229,11 @@ class MirroredStrategyMethodsTest(TestCase):
                 two = self.train_tensorflow(name, mirrored_strategy())
                 assert_same_results(self, one, two, name)
 
-    def test_replica_mean_is_the_mean_with_the_gradient_of_the_replicas_own_value(self):
-        import tensorflow as tf
-
-        from keras_aux.models import distribution
-        from keras_aux.testing import mirrored_strategy
-
-        if len(tf.config.list_logical_devices("CPU")) < 2:
-            self.skipTest("needs 2 logical CPU devices (configured in conftest.py)")
-        strategy = mirrored_strategy()
-        local = np.array([[1.0, 4.0], [3.0, -2.0]], "float32")  # replica r holds local[r]
-        values = strategy.experimental_distribute_values_from_function(
-            lambda context: tf.constant(local[context.replica_id_in_sync_group])
-        )
-
-        @tf.function
-        def step(value):
-            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-            with tf.GradientTape() as tape:
-                tape.watch(value)
-                mean = distribution.replica_mean(value)
-                # Weighted by replica, so that a gradient summed over replicas would differ.
-                objective = tf.cast(replica + 1, tf.float32) * tf.reduce_sum(tf.square(mean))
-            (mean_again,) = distribution.all_reduce_mean([value])
-            return mean, mean_again, tape.gradient(objective, value)
-
-        results = strategy.run(step, args=(values,))
-        means, means_again, gradients = (strategy.experimental_local_results(r) for r in results)
-        expected = local.mean(axis=0)
-        for r in range(2):
-            self.assertAllClose(means[r], expected)
-            self.assertAllClose(means_again[r], expected)
-            # d/dx_r (r + 1) Σ m², m the mean read as if it were x_r: 2 (r + 1) m.
-            self.assertAllClose(gradients[r], 2.0 * (r + 1) * expected)
-
-    # One test per group, so that pytest-xdist's workers share them. Each trains every
-    # configuration of its group twice (about 90 s of test time in all): the integration
-    # tier runs them, the fast tier keeps MirroredStrategy's own checks
-    # (auxiliary_test.py, maxl/backend/tensorflow_trainer_test.py).
-    @pytest.mark.integration
+    # One test per group, so that pytest-xdist's workers share them.
     @pytest.mark.filterwarnings("ignore")
     def test_forward_gradient_path(self):
         self.assert_two_replicas_match_one_device("forward")
 
-    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_loss_weightings(self):
         # Failed before the task losses were averaged over replicas (DWA, GradNorm, GLS, FAMO
@@ -241,12 +241,10 @@ class MirroredStrategyMethodsTest(TestCase):
         # (uncertainty weighting's logged weight).
         self.assert_two_replicas_match_one_device("weighting")
 
-    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_aggregators(self):
         self.assert_two_replicas_match_one_device("aggregator")
 
-    @pytest.mark.integration
     @pytest.mark.filterwarnings("ignore")
     def test_learned_methods(self):
         # Auto-λ failed before its look-ahead gradient, meta-gradient and products were
@@ -290,11 +288,8 @@ def _run_jax(mode):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-# On the JAX tier only (`make test-jax`): the TensorFlow tier checks MirroredStrategy above.
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax",
-    reason="runs on the JAX tier (KERAS_BACKEND=jax, make test-jax)",
-)
+# The TensorFlow tiers check MirroredStrategy above.
+@jax_tier_only
 class DataParallelMethodsTest(TestCase):
     def test_two_devices_give_the_update_and_state_of_one(self):
         one, two = _run_jax("one_device"), _run_jax("data_parallel")

@@ -37,6 +37,13 @@ requires_tensorflow_backend = pytest.mark.skipif(
     reason=f"needs the TensorFlow backend; Keras runs on {keras.backend.backend()!r} here",
 )
 
+#: The test runs JAX in a subprocess whatever the current backend (`DataParallel` over two
+#: host devices): the JAX tier runs it, and the TensorFlow tiers need not run it again.
+jax_tier_only = pytest.mark.skipif(
+    keras.backend.backend() != "jax",
+    reason="runs on the JAX tier (KERAS_BACKEND=jax, make test-jax)",
+)
+
 _MIRRORED = []
 
 
