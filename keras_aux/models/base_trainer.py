@@ -1505,31 +1505,38 @@ class BaseAuxiliaryTrainer:
             grads = self._scaled(grads, scale)
         return grads, applied
 
-    def scalar_censored_update(self, primary, total, reached, directional, reweighted):
+    def scalar_censored_update(self, primary, reached, directional, reweighted):
         """The forward gradient path's update, and whether the step applies.
 
         For a method with a ``scalar_form`` (projection, unweighted cosine,
-        global granularity): the step takes the primary gradient ``p`` and the
-        gradient of the weighted total ``p + Σ_k λ_k a_k``, never one ``a_k``;
-        every ``a_k·m`` comes from one directional derivative of the auxiliary
-        losses along the reference ``m``, set to 0 off the variables ``p``
-        reaches, so each is summed over the variables ``a_k`` shares with
-        ``p``. ``"shift"`` (``G = a + c m``) adds ``Σ_k λ_k c_k m`` to the
-        total over each task's shared variables; ``"keep"`` (``G = w a``)
-        takes ``∇(L_p + Σ_k λ_k w_k L_k)`` on the variables ``p`` reaches
-        (one more backward pass) and the total elsewhere (auxiliary heads).
+        global granularity): the step takes the primary gradient ``p`` and
+        gradients of reweighted totals ``Jᵀu = Σ_i u_i ∇L_i``, never one
+        ``a_k``; every ``a_k·m`` comes from one directional derivative of the
+        auxiliary losses along the reference ``m``, set to 0 off the variables
+        ``p`` reaches, so each is summed over the variables ``a_k`` shares
+        with ``p``.
+
+        ``"shift"`` (``G = a + c m``): ``Jᵀ(1 + β, λ_1, …, λ_K) + Σ_i (C_i m_i
+        − β p_i)`` with ``C_i = Σ_{k shares i} λ_k c_k``. When ``m`` is ``p``
+        (no moving average), ``β = Σ_k λ_k c_k`` folds the shift into the
+        backward pass and ``p`` is needed afterwards only on the variables not
+        every auxiliary task shares (the primary's head): the step never holds
+        ``p`` and a second full gradient at once. Otherwise ``β = 0``.
+        ``"keep"`` (``G = w a``) takes ``Jᵀ(1, λ_1 w_1, …)`` on the variables
+        ``p`` reaches and ``Jᵀ(1, λ_1, …)`` elsewhere (auxiliary heads).
         Loss scaling, state and ``applied`` are as in `censored_update`.
 
         Args:
-            primary, total: one gradient (or None) per trainable variable, of
-                the loss-scaled primary objective and weighted total.
+            primary: one gradient (or None) per trainable variable, of the
+                loss-scaled primary objective.
             reached: per auxiliary task, the indices of the variables it
                 reaches (None in its per-task gradient otherwise).
             directional: ``fn(tangent) -> [J_k·tangent]``, the derivative of
                 each loss-scaled auxiliary objective along ``tangent`` (one
                 tensor per variable, None for 0: those ``p`` does not reach).
-            reweighted: ``fn(w) -> gradient of the loss-scaled
-                L_p + Σ_k w_k L_k`` (one tensor or None per variable).
+            reweighted: ``fn(u) -> Jᵀu``, the gradient of the loss-scaled
+                ``u_0 L_p + Σ_k u_k L_k`` for ``K + 1`` scalars ``u`` (one
+                tensor or None per variable).
 
         Returns:
             ``(gradients, applied)``, as `censored_update`.
@@ -1545,7 +1552,7 @@ class BaseAuxiliaryTrainer:
         )
         scale = self._loss_scale()
         if scale is not None:
-            primary, total = self._scaled(primary, 1.0 / scale), self._scaled(total, 1.0 / scale)
+            primary = self._scaled(primary, 1.0 / scale)
         self.build_censor_state()
         reference, new_state = censor.scalar_reference(primary, self.censor_state)
         dots = directional(reference)
@@ -1558,15 +1565,26 @@ class BaseAuxiliaryTrainer:
             for s in shared
         ]
         coefficients = censor.scalar_coefficients(dots, reference_squares)
+
+        def gradient(*cotangent):
+            grads = reweighted([ops.cast(u, "float32") for u in cotangent])
+            return grads if scale is None else self._scaled(grads, 1.0 / scale)
+
         if censor.scalar_form == "shift":
-            grads = list(total)
-            for lam, c, indices in zip(weights, coefficients, shared):
-                for i in indices:
-                    grads[i] = grads[i] + ops.cast(lam * c, grads[i].dtype) * reference[i]
+            shifts = [ops.cast(lam, "float32") * c for lam, c in zip(weights, coefficients)]
+            folded = all(m is g for m, g in zip(reference, primary))
+            zero = ops.zeros((), "float32")
+            beta = functools.reduce(ops.add, shifts, zero) if folded else zero
+            grads = gradient(1.0 + beta, *weights)
+            for i in squares:
+                sharing = [s for s, indices in zip(shifts, shared) if i in indices]
+                if folded and len(sharing) == len(shifts):
+                    continue  # C_i = β: folded into the backward pass
+                c = functools.reduce(ops.add, sharing, -beta)
+                grads[i] = grads[i] + ops.cast(c, grads[i].dtype) * reference[i]
         else:
-            kept = reweighted([lam * w for lam, w in zip(weights, coefficients)])
-            if scale is not None:
-                kept = self._scaled(kept, 1.0 / scale)
+            kept = gradient(1.0, *[lam * w for lam, w in zip(weights, coefficients)])
+            total = gradient(1.0, *weights)
             grads = [k if p is not None else t for p, k, t in zip(primary, kept, total)]
         applied = self.all_finite(grads)
         self.assign_censor_state(new_state, applied)

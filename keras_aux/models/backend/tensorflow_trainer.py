@@ -164,51 +164,48 @@ class TensorFlowAuxiliaryTrainer(BaseAuxiliaryTrainer):
     def _forward_path_update(self, tape, objectives, variables):
         """`scalar_censored_update` from a fixed number of passes over the tape.
 
-        The weighted total's gradient ``Jᵀu`` (``u = (1, λ_1, …, λ_K)``, ``J``
-        the Jacobian of the task objectives) is taken under a second tape that
-        watches ``u``; the gradient of ``⟨Jᵀu, t⟩`` with respect to ``u`` is
-        then ``J t``, every task's derivative along ``t`` at once (forward
-        mode by reverse over reverse: the forward pass is not repeated).
-        Which variables each auxiliary task reaches is read once, from its
-        gradient's None-ness on the first step (kept for the compiled model):
-        under `tf.function` those gradients feed nothing and are pruned; run
-        eagerly they cost one backward pass per task on that step only.
+        The primary gradient is taken as ``Jᵀu`` (``u = (1, 0, …, 0)``, ``J``
+        the Jacobian of the task objectives) under a second tape that watches
+        ``u``; the gradient of ``⟨Jᵀu, t⟩`` with respect to ``u`` is then
+        ``J t``, every task's derivative along ``t`` at once (forward mode by
+        reverse over reverse: the forward pass is not repeated). Which
+        variables each task reaches is read once, from its gradient's
+        None-ness on the first step (kept for the compiled model): under
+        `tf.function` those gradients feed nothing and are pruned; run eagerly
+        they cost one backward pass per task on that step only.
         """
-        names = self.auxiliary_names
-        cotangent = tf.constant(
-            [1.0] + [float(self._tasks.weights[t]) for t in names], objectives[0].dtype
-        )
-        with tf.GradientTape(watch_accessed_variables=False) as outer:
-            outer.watch(cotangent)
-            total = [
-                distribution.dense(g)
-                for g in tape.gradient(
-                    objectives, variables, output_gradients=tf.unstack(cotangent)
-                )
-            ]
-        primary = [distribution.dense(g) for g in tape.gradient(objectives[0], variables)]
         if self._tasks.reached is None:
             self._tasks.reached = [
                 {i for i, g in enumerate(tape.gradient(o, variables)) if g is not None}
-                for o in objectives[1:]
+                for o in objectives
             ]
-        flat = distribution.all_reduce_sum(primary + total)
-        primary, total_reduced = flat[: len(variables)], flat[len(variables) :]
+        reached = self._tasks.reached
+        selector = tf.constant([1.0] + [0.0] * (len(objectives) - 1), objectives[0].dtype)
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(selector)
+            # Per replica: the directional derivatives are reduced after.
+            along = tape.gradient(objectives, variables, output_gradients=tf.unstack(selector))
+            along = [
+                None if i not in reached[0] else distribution.dense(g) for i, g in enumerate(along)
+            ]
+        primary = distribution.all_reduce_sum(along)
 
         def directional(tangent):
-            along = _derivatives_along(outer, total, cotangent, tangent)
-            (along,) = distribution.all_reduce_sum([along])
-            return tf.unstack(along)[1:]
+            derivatives = _derivatives_along(outer, along, selector, tangent)
+            (derivatives,) = distribution.all_reduce_sum([derivatives])
+            return tf.unstack(derivatives)[1:]
 
-        def reweighted(weights):
-            grads = tape.gradient(
-                objectives, variables, output_gradients=[tf.ones_like(cotangent[0])] + weights
-            )
+        def reweighted(cotangent):
+            cotangent = [tf.cast(u, o.dtype) for u, o in zip(cotangent, objectives)]
+            # Every weight waits for all: the auxiliary heads' part of this
+            # backward pass (constant weights λ_k) would otherwise run early,
+            # beside the primary gradient's (2.9 against 2.4 MiB, K = 16 mlp).
+            with tf.control_dependencies(cotangent):
+                cotangent = [tf.identity(u) for u in cotangent]
+            grads = tape.gradient(objectives, variables, output_gradients=cotangent)
             return distribution.all_reduce_sum([distribution.dense(g) for g in grads])
 
-        return self.scalar_censored_update(
-            primary, total_reduced, self._tasks.reached, directional, reweighted
-        )
+        return self.scalar_censored_update(primary, reached[1:], directional, reweighted)
 
     def test_step(self, data):
         """Per-task losses and compiled metrics, without gradients; auxiliary
