@@ -58,8 +58,8 @@ Three measures (issue 10 §6):
 4. **The two gradient paths** (``--forward_k``, either backend): projection
    with global granularity on the ``mlp`` trunk with K auxiliary heads, K = 1,
    2, 4, 8, 16, on the per-task path (one backward pass per task) and on the
-   forward path (the primary gradient and the weighted total's, plus
-   one directional derivative of the K auxiliary losses: a fixed number of
+   forward path (the primary gradient, one directional derivative of the K
+   auxiliary losses and the update's backward pass: a fixed number of
    passes), both without the cosine metric, against plain Keras: median step,
    ratio to plain, compile time (the first step: tracing and compilation) and
    the step's peak memory — on TensorFlow the allocator's step peak of
@@ -299,8 +299,8 @@ class Config:
         """Backward passes of one step with ``k`` auxiliary tasks (the rule of
         `AuxiliaryTrainer`'s step: one of the weighted total or of the primary
         objective when nothing reads the auxiliary gradients separately; on the
-        forward path, the primary gradient and the weighted total's, plus the
-        kept total's for the unweighted cosine, and one directional derivative
+        forward path, the primary gradient and the update's, plus the weighted
+        total's for the unweighted cosine, and one directional derivative
         not counted here). None for a loss weighting with meta passes (Auto-λ: one of the
         weighted total, the look-ahead and its products on the meta batch), whose floor
         is then the one-pass floor."""
@@ -662,7 +662,8 @@ def forward_table(jobs, median, compile_seconds, memory):
     """The gradient-path table (measure 4): its Markdown lines."""
     jit = jobs[0][2]
     memory_note = (
-        "the allocator's step peak (MiB; measure 3: a fresh process each, XLA off)"
+        "the allocator's step peak (MiB; measure 3: the median of "
+        f"{FLAGS.memory_repeats} fresh processes, XLA off)"
         if ON_TENSORFLOW
         else "XLA's temporary buffers of the compiled step, its state donated as Keras does "
         "(MiB; `memory_analysis().temp_size_in_bytes`)"
@@ -672,8 +673,8 @@ def forward_table(jobs, median, compile_seconds, memory):
         "",
         f"Backend {keras.backend.backend()}, XLA {'on' if jit else 'off'}. Projection with global "
         "granularity, no cosine metric, on the per-task path (1 + K backward passes) and on the "
-        "forward path (the primary gradient and the weighted total's, and one "
-        "directional derivative of the K auxiliary losses), against plain Keras at the same K. "
+        "forward path (the primary gradient, one directional derivative of the K auxiliary "
+        "losses and the update's backward pass), against plain Keras at the same K. "
         "**compile** = the first step (tracing, compilation and one step); **memory** = "
         f"{memory_note}, with its ratio to plain. Goal at K = 16: the forward path at most 2.5× "
         "plain in time and 1.5× in memory.",
@@ -1008,8 +1009,8 @@ def main(argv):
             "backward pass, no cosine metric, so it should cost about a plain step). `multitask` "
             "without the cosine metric takes one backward pass of the weighted total: exactly the "
             "plain step. With K ≥ 2, `projection` (and `unweighted_cosine`) take the forward "
-            "gradient path by default: the primary gradient, the weighted total's and one "
-            "directional derivative of the K auxiliary losses, no cosine metric (docs/censoring.md, "
+            "gradient path by default: the primary gradient, one directional derivative of the K "
+            "auxiliary losses and the update's backward pass, no cosine metric (docs/censoring.md, "
             '"Two gradient paths"); their ratio to floor is then against the floor of 1 + K '
             "backward passes, which they do not take.",
             "",

@@ -1,7 +1,7 @@
 """The forward gradient path of `AuxiliaryModel` (`compile(gradient_path=...)`):
 projection and unweighted cosine with global granularity from the primary
-gradient, the weighted total's gradient and one directional derivative of the
-auxiliary losses, a fixed number of passes whatever the number K of auxiliary
+gradient, one directional derivative of the auxiliary losses and the update's
+backward pass, a fixed number of passes whatever the number K of auxiliary
 tasks. Checked against the per-task path and a NumPy computation, on the
 current backend (the JAX tier runs this module with KERAS_BACKEND=jax).
 """
