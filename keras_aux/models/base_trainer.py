@@ -1572,14 +1572,14 @@ class BaseAuxiliaryTrainer:
 
         if censor.scalar_form == "shift":
             shifts = [ops.cast(lam, "float32") * c for lam, c in zip(weights, coefficients)]
-            folded = all(m is g for m, g in zip(reference, primary))
+            folded = all(m is g for m, g in zip(reference, primary))  # no moving average
             zero = ops.zeros((), "float32")
             beta = functools.reduce(ops.add, shifts, zero) if folded else zero
             grads = gradient(1.0 + beta, *weights)
             for i in squares:
                 sharing = [s for s, indices in zip(shifts, shared) if i in indices]
-                if folded and len(sharing) == len(shifts):
-                    continue  # C_i = β: folded into the backward pass
+                if len(sharing) == (len(shifts) if folded else 0):
+                    continue  # C_i = β: nothing left to add on this variable
                 c = functools.reduce(ops.add, sharing, -beta)
                 grads[i] = grads[i] + ops.cast(c, grads[i].dtype) * reference[i]
         else:
