@@ -281,7 +281,7 @@ class FixedPassesTest(TestCase):
 
         def flops(num_aux, path):
             # A wide trunk and one-unit heads: the trunk's passes dominate.
-            model, x, y = heads_model(num_aux, width=128, head_units=1, n_in=32)
+            model, x, y = heads_model(num_aux, width=128, head_units=1, n_in=32, batch=32)
             model.compile("sgd", loss="mse", censoring="projection", gradient_path=path)
             analysis = compiled_train_step(model, x, y).cost_analysis()
             analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
