@@ -1505,6 +1505,28 @@ class BaseAuxiliaryTrainer:
             grads = self._scaled(grads, scale)
         return grads, applied
 
+    def leave_forward_path(self, reason):
+        """For a backend whose forward path cannot differentiate the model
+        (JAX: a ``custom_vjp`` function has no forward mode), at tracing.
+
+        With ``gradient_path="forward"`` asked for, raises a ValueError giving
+        ``reason``; with ``"auto"``, warns, takes the per-task path from then
+        on (`gradient_path` says so) and returns what the step now needs
+        (`_gradients_needed`).
+        """
+        if self._compile_arguments["gradient_path"] == FORWARD:
+            raise ValueError(
+                f"gradient_path='forward' cannot differentiate this model: {reason}. "
+                "Compile with gradient_path='per_task' or 'auto'."
+            )
+        warnings.warn(
+            f"The forward gradient path cannot differentiate this model: {reason}. It "
+            "takes the per-task path (one backward pass per task) instead.",
+            stacklevel=3,
+        )
+        self._tasks.gradient_path = PER_TASK
+        return self._gradients_needed()
+
     def scalar_censored_update(self, primary, reached, directional, reweighted):
         """The forward gradient path's update, and whether the step applies.
 

@@ -344,6 +344,61 @@ def compiled_train_step(model, x, y):
     return jax.jit(model.train_step, donate_argnums=0).lower(state, (x, y)).compile()
 
 
+class HalvedGradient(keras.layers.Layer):
+    """The identity, whose gradient is halved: a `keras.ops.custom_gradient`
+    (on JAX a ``custom_vjp`` function, without forward mode)."""
+
+    def call(self, x):
+        @keras.ops.custom_gradient
+        def halved(x):
+            def grad(*args, upstream=None):
+                upstream = args[0] if upstream is None else upstream
+                return upstream * 0.5
+
+            return keras.ops.multiply(x, 1.0), grad
+
+        return halved(x)
+
+
+class CustomGradientTest(TestCase):
+    """A custom gradient in the trunk: JAX's forward path cannot linearize it."""
+
+    def train(self, path, steps=2):
+        x_in = keras.Input((N_IN,))
+        h = HalvedGradient()(keras.layers.Dense(N_HIDDEN, activation="tanh", name="trunk")(x_in))
+        outputs = {"label": keras.layers.Dense(2, name="label")(h)}
+        outputs.update({f"aux{k}": keras.layers.Dense(3, name=f"aux{k}")(h) for k in range(2)})
+        model = AuxiliaryModel(x_in, outputs, primary="label")
+        rng = np.random.default_rng(0)
+        model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.weights])
+        model.compile(
+            keras.optimizers.SGD(0.1), loss="mse", censoring="projection", gradient_path=path
+        )
+        x, targets = data(2)
+        for _ in range(steps):
+            model.train_on_batch(x, targets)
+        return model
+
+    def test_auto_trains_as_the_per_task_path(self):
+        on_jax = keras.backend.backend() == "jax"
+        if on_jax:
+            with self.assertWarnsRegex(UserWarning, "custom_vjp"):
+                auto = self.train("auto")
+        else:
+            auto = self.train("auto")
+        # TensorFlow's reverse over reverse differentiates the custom gradient.
+        self.assertEqual(auto.gradient_path, "per_task" if on_jax else "forward")
+        per_task = self.train("per_task")
+        for v, u in zip(auto.trainable_variables, per_task.trainable_variables):
+            self.assertAllClose(v, u, atol=1e-6, rtol=1e-5, msg=v.path)
+
+    def test_forward_asked_for_is_refused_on_jax(self):
+        if keras.backend.backend() != "jax":
+            self.skipTest("TensorFlow's forward path differentiates custom gradients")
+        with self.assertRaisesRegex(ValueError, "gradient_path='forward' cannot differentiate"):
+            self.train("forward", steps=1)
+
+
 class SkippedStepTest(TestCase):
     def setUp(self):
         super().setUp()

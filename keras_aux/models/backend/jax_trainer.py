@@ -57,6 +57,25 @@ def reached_variables(fn, args):
     return [of(var) for var in jaxpr.outvars]
 
 
+def calls_custom_vjp(fn, args):
+    """Whether the program JAX traces for ``fn(args)`` calls a ``custom_vjp``
+    function (nested programs included): it has no forward-mode derivative,
+    and `jax.linearize` fails on it only when the step is lowered."""
+
+    def found(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name.startswith("custom_vjp"):
+                return True
+            for value in eqn.params.values():
+                for inner in value if isinstance(value, (list, tuple)) else [value]:
+                    inner = getattr(inner, "jaxpr", inner)
+                    if hasattr(inner, "eqns") and found(inner):
+                        return True
+        return False
+
+    return found(jax.make_jaxpr(fn)(args).jaxpr)
+
+
 def _stacked(objectives, trainable_values):
     values, aux = objectives(trainable_values)
     return jnp.stack(values), aux
@@ -111,6 +130,11 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
             batches, needed, trainable, non_trainable, optimizer_vars, metrics_vars
         )
         reached = reached_variables(lambda t: objectives(t)[0], list(trainable))
+        if needed == "forward" and calls_custom_vjp(lambda t: objectives(t)[0], list(trainable)):
+            needed = self.leave_forward_path(
+                "it calls a `custom_vjp` function (as Keras's quantized layers and "
+                "`keras.ops.custom_gradient` do), which has no forward-mode derivative"
+            )
         if needed == "forward":
             # Linearized once: its transpose gives gradients, itself derivatives along a tangent.
             values, linear, (task_losses, predictions, non_trainable) = jax.linearize(
