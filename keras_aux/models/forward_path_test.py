@@ -292,6 +292,22 @@ class FixedPassesTest(TestCase):
         self.assertLess(forward, 1.2)
         self.assertGreater(per_task, 2.0)
 
+    def test_per_task_gradients_cost_one_head_pass_each(self):
+        # Wide heads: transposing every task's output for each task gradient (a one-hot
+        # cotangent) would cost O(K²) head passes, 9.1× the flops from K = 4 to 16.
+        if keras.backend.backend() != "jax":
+            self.skipTest("XLA's cost analysis of the JAX step; TensorFlow counts passes above")
+
+        def flops(num_aux):
+            model, x, y = heads_model(num_aux, width=64, head_units=64, n_in=64, batch=32)
+            model.compile("sgd", loss="mse", censoring="pcgrad")
+            analysis = compiled_train_step(model, x, y).cost_analysis()
+            analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+            return analysis["flops"]
+
+        # 17 backward passes against 5: linear growth is about 3.4×.
+        self.assertLess(flops(16) / flops(4), 4.0)
+
     def test_the_compiled_step_holds_about_what_one_backward_pass_holds(self):
         # XLA's temporary buffers of the step (the state donated, as Keras does), against
         # one backward pass of the weighted total on the same model: without its

@@ -2,10 +2,11 @@
 own JAX trainer. The state ``(trainable, non_trainable, optimizer, metrics)``
 comes in as arrays; the backend-neutral step (forward passes, censoring, its
 state, the metrics) runs inside a `keras.StatelessScope` that maps every
-variable to its array; the per-task gradients come from one ``jax.vjp`` of
-the vector of task objectives (one backward pass per task, batched with
-``jax.vmap``), or on the forward gradient path from one ``jax.linearize``
-(`_forward_path_update`); the optimizer step is ``stateless_apply``. The censoring state
+variable to its array; the per-task gradients come from one ``jax.linearize``
+of the task objectives, each task's output transposed alone (`task_gradient`;
+one ``jax.vjp`` batched with ``jax.vmap`` for a model that calls a
+``custom_vjp`` function), or on the forward gradient path from one
+``jax.linearize`` too (`_forward_path_update`); the optimizer step is ``stateless_apply``. The censoring state
 is among the metric variables (`CensorState`), so it is threaded through the
 step like any other state.
 
@@ -81,6 +82,22 @@ def _stacked(objectives, trainable_values):
     return jnp.stack(values), aux
 
 
+def _as_tuple(objectives, trainable_values):
+    values, aux = objectives(trainable_values)
+    return tuple(values), aux
+
+
+def task_gradient(linear, primals, values, k):
+    """Task ``k``'s gradient ``Jᵀe_k`` from ``linear`` (``t ↦ J t`` of
+    `jax.linearize` at ``primals``, one output per task, ``values``): only
+    output ``k`` is transposed, so the other tasks' backward passes are left
+    out. Transposing every output with a one-hot cotangent runs them on
+    zeros (XLA does not prune them): K + 1 task gradients then cost O(K²)
+    head passes."""
+    (grads,) = jax.linear_transpose(lambda t: linear(t)[k], primals)(jnp.ones_like(values[k]))
+    return grads
+
+
 def _current(scope, variables, old):
     values = []
     for variable, value in zip(variables, old):
@@ -130,7 +147,12 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
             batches, needed, trainable, non_trainable, optimizer_vars, metrics_vars
         )
         reached = reached_variables(lambda t: objectives(t)[0], list(trainable))
-        if needed == "forward" and calls_custom_vjp(lambda t: objectives(t)[0], list(trainable)):
+        # Forward mode (a linearization) serves the forward path, and per-task gradients
+        # that transpose one task's output each (`task_gradient`).
+        forward_mode = needed in ("forward", "tasks") and not calls_custom_vjp(
+            lambda t: objectives(t)[0], list(trainable)
+        )
+        if needed == "forward" and not forward_mode:
             needed = self.leave_forward_path(
                 "it calls a `custom_vjp` function (as Keras's quantized layers and "
                 "`keras.ops.custom_gradient` do), which has no forward-mode derivative"
@@ -141,15 +163,24 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
                 lambda t: _stacked(objectives, t), list(trainable), has_aux=True
             )
             vjp = jax.linear_transpose(linear, list(trainable))
+        elif forward_mode:
+            values, linear, (task_losses, predictions, non_trainable) = jax.linearize(
+                lambda t: _as_tuple(objectives, t), list(trainable), has_aux=True
+            )
+            per_task = [
+                task_gradient(linear, list(trainable), values, k) for k in range(len(values))
+            ]
         else:
             values, vjp, (task_losses, predictions, non_trainable) = jax.vjp(
                 lambda t: _stacked(objectives, t), list(trainable), has_aux=True
             )
             count = values.shape[0]
             (stacked,) = jax.vmap(vjp)(jnp.eye(count, dtype=values.dtype))
+            per_task = [[g[k] for g in stacked] for k in range(count)]
+        if needed != "forward":
             grads = [
-                [g[k] if i in reached[k] else None for i, g in enumerate(stacked)]
-                for k in range(count)
+                [g if i in reached[k] else None for i, g in enumerate(task)]
+                for k, task in enumerate(per_task)
             ]
         mapping = (
             list(zip(self.trainable_variables, trainable))
