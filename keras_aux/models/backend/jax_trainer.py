@@ -6,9 +6,9 @@ variable to its array; the per-task gradients come from one ``jax.linearize``
 of the task objectives, each task's output transposed alone (`task_gradient`;
 one ``jax.vjp`` batched with ``jax.vmap`` for a model that calls a
 ``custom_vjp`` function), or on the forward gradient path from one
-``jax.linearize`` too (`_forward_path_update`); the optimizer step is ``stateless_apply``. The censoring state
-is among the metric variables (`CensorState`), so it is threaded through the
-step like any other state.
+``jax.linearize`` too (`_forward_path_update`); the optimizer step is
+``stateless_apply``. The censoring state is among the metric variables
+(`CensorState`), so it is threaded through the step like any other state.
 
 A TensorFlow tape gives no gradient (None) for a variable a task does not
 reach, and censoring treats those variables apart (an auxiliary head gets
@@ -302,7 +302,7 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
             # The barrier keeps XLA from folding the constant λ_k into the
             # auxiliary heads' backward and running it early, before the
             # primary gradient is done with (which held both at once: 3.1
-            # against 1.8 MiB on the K = 16 mlp).
+            # against 2.0 MiB on the K = 16 mlp).
             (grads,) = vjp(jax.lax.optimization_barrier(jnp.stack(cotangent)))
             return [g if i in reach_total else None for i, g in enumerate(grads)]
 
