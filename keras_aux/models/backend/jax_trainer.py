@@ -39,8 +39,12 @@ def reached_variables(fn, args):
     nested program (a scan, a jit) counts as a whole: this may over-state
     what a task reaches, never under-state it.
     """
-    closed = jax.make_jaxpr(fn)(args)
-    jaxpr = closed.jaxpr
+    return reached_in(jax.make_jaxpr(fn)(args).jaxpr)
+
+
+def reached_in(jaxpr):
+    """`reached_variables` of a traced program (a jaxpr): for each output, the
+    indices of the inputs it depends on through a differentiable path."""
     depends = {var: {i} for i, var in enumerate(jaxpr.invars)}
 
     def of(var):
@@ -58,23 +62,19 @@ def reached_variables(fn, args):
     return [of(var) for var in jaxpr.outvars]
 
 
-def calls_custom_vjp(fn, args):
-    """Whether the program JAX traces for ``fn(args)`` calls a ``custom_vjp``
-    function (nested programs included): it has no forward-mode derivative,
-    and `jax.linearize` fails on it only when the step is lowered."""
-
-    def found(jaxpr):
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name.startswith("custom_vjp"):
-                return True
-            for value in eqn.params.values():
-                for inner in value if isinstance(value, (list, tuple)) else [value]:
-                    inner = getattr(inner, "jaxpr", inner)
-                    if hasattr(inner, "eqns") and found(inner):
-                        return True
-        return False
-
-    return found(jax.make_jaxpr(fn)(args).jaxpr)
+def calls_custom_vjp(jaxpr):
+    """Whether a traced program (a jaxpr) calls a ``custom_vjp`` function,
+    nested programs included: it has no forward-mode derivative, and
+    `jax.linearize` fails on it only when the step is lowered."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name.startswith("custom_vjp"):
+            return True
+        for value in eqn.params.values():
+            for inner in value if isinstance(value, (list, tuple)) else [value]:
+                inner = getattr(inner, "jaxpr", inner)
+                if hasattr(inner, "eqns") and calls_custom_vjp(inner):
+                    return True
+    return False
 
 
 def _stacked(objectives, trainable_values):
@@ -146,12 +146,11 @@ class JAXAuxiliaryTrainer(BaseAuxiliaryTrainer):
         objectives = self._task_values(
             batches, needed, trainable, non_trainable, optimizer_vars, metrics_vars
         )
-        reached = reached_variables(lambda t: objectives(t)[0], list(trainable))
+        program = jax.make_jaxpr(lambda t: objectives(t)[0])(list(trainable)).jaxpr
+        reached = reached_in(program)
         # Forward mode (a linearization) serves the forward path, and per-task gradients
         # that transpose one task's output each (`task_gradient`).
-        forward_mode = needed in ("forward", "tasks") and not calls_custom_vjp(
-            lambda t: objectives(t)[0], list(trainable)
-        )
+        forward_mode = needed in ("forward", "tasks") and not calls_custom_vjp(program)
         if needed == "forward" and not forward_mode:
             needed = self.leave_forward_path(
                 "it calls a `custom_vjp` function (as Keras's quantized layers and "
